@@ -1,0 +1,86 @@
+"""One finished LLM request: what ``chat()``/``complete()`` return and what ``--llm-records`` writes.
+
+Durations are milliseconds, ``t_start`` is Unix epoch seconds (docs/ARCHITECTURE.md). Times are
+measured with ``time.perf_counter()`` deltas; only ``t_start`` comes from the wall clock, so
+records from several machines can be put on one time axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+__all__ = ["LLMResult"]
+
+# fields written to JSONL, in order; the rest (text, timing internals) stay in memory
+_RECORD_FIELDS = (
+    "id",
+    "name",
+    "model",
+    "t_start",
+    "queue_time",
+    "ttft",
+    "ttft_content",
+    "itl",
+    "e2e",
+    "stream_closed",
+    "prompt_tokens",
+    "output_tokens",
+    "token_chunks",
+    "finish_reason",
+    "status",
+    "error",
+    "aborted",
+    "warmup",
+    "shared_reads",
+    "stamp_fallbacks",
+    "read_lateness_max",
+)
+
+
+@dataclass(slots=True)
+class LLMResult:
+    """A streamed request's outcome, with vLLM's metric definitions (DESIGN.md §3)."""
+
+    name: str
+    model: str = ""
+    id: str | None = None
+    t_start: float = 0.0
+    queue_time: float = 0.0
+    ttft: float | None = None
+    ttft_content: float | None = None
+    itl: list[float] = field(default_factory=list)
+    e2e: float | None = None
+    stream_closed: float | None = None
+    prompt_tokens: int | None = None
+    output_tokens: int = 0
+    token_chunks: int = 0
+    finish_reason: str | None = None
+    status: int = 0
+    error: str | None = None
+    aborted: bool = False
+    warmup: bool = False
+    text: str = ""
+    # kernel-timestamp health (issue 9); None when user-space stamps were used
+    shared_reads: int | None = None
+    stamp_fallbacks: int | None = None
+    read_lateness_max: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.aborted
+
+    @property
+    def tpot(self) -> float | None:
+        """(E2E − TTFT) / (n − 1) for n > 1 output tokens, as vLLM computes it."""
+        if self.ttft is None or self.e2e is None or self.output_tokens <= 1:
+            return None
+        return (self.e2e - self.ttft) / (self.output_tokens - 1)
+
+    def to_record(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in _RECORD_FIELDS}
+
+    def to_json_line(self) -> bytes:
+        return orjson.dumps(self.to_record(), option=orjson.OPT_APPEND_NEWLINE)

@@ -1,0 +1,157 @@
+"""A mergeable relative-error histogram (the DDSketch idea) for latency percentiles.
+
+Why not Locust's own numbers: Locust rounds response times (1 ms steps below 100 ms, 10 ms below
+1 s), and shipping raw samples from workers costs megabytes per report. This sketch keeps
+log-spaced buckets: any quantile it returns is within ``rel_error`` (default 1 %) of a real
+sample at that rank, its size depends on the value range only (≈ 1 100 buckets cover 1 µs to
+3 hours at 1 %), and two sketches merge exactly by adding counts — so a run's percentiles are
+the same whether its samples were collected in one process or in twenty.
+
+Count, sum, sum of squares, min and max are exact, so mean and (population) standard deviation
+match numpy's ``mean``/``std`` as ``vllm bench serve`` computes them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["LogHistogram"]
+
+_MIN_VALUE = 1e-6  # values at or below this (in the caller's unit) land in the zero bucket
+
+
+class LogHistogram:
+    __slots__ = ("rel_error", "_gamma_ln", "_bins", "zero", "count", "sum", "sumsq", "min", "max")
+
+    def __init__(self, rel_error: float = 0.01) -> None:
+        if not 0 < rel_error < 1:
+            raise ValueError("rel_error must be in (0, 1)")
+        self.rel_error = rel_error
+        self._gamma_ln = math.log((1 + rel_error) / (1 - rel_error))
+        self._bins: dict[int, int] = {}
+        self.zero = 0
+        self.count = 0
+        self.sum = 0.0
+        self.sumsq = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+
+    def add(self, value: float) -> None:
+        """Record one sample. Negative values are clamped to zero (clock noise, not data)."""
+        self.count += 1
+        self.sum += value
+        self.sumsq += value * value
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
+        if value <= _MIN_VALUE:
+            self.zero += 1
+            return
+        key = math.ceil(math.log(value) / self._gamma_ln)
+        bins = self._bins
+        bins[key] = bins.get(key, 0) + 1
+
+    def add_many(self, values: list[float]) -> None:
+        for v in values:
+            self.add(v)
+
+    def merge(self, other: LogHistogram) -> None:
+        if other.rel_error != self.rel_error:
+            raise ValueError("cannot merge histograms with different rel_error")
+        bins = self._bins
+        for k, c in other._bins.items():
+            bins[k] = bins.get(k, 0) + c
+        self.zero += other.zero
+        self.count += other.count
+        self.sum += other.sum
+        self.sumsq += other.sumsq
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def mean(self) -> float:
+        return self.sum / self.count if self.count else 0.0
+
+    @property
+    def std(self) -> float:
+        """Population standard deviation (numpy's default, as vLLM reports it)."""
+        if not self.count:
+            return 0.0
+        m = self.sum / self.count
+        return math.sqrt(max(self.sumsq / self.count - m * m, 0.0))
+
+    def _value(self, key: int) -> float:
+        # the point of bucket (gamma^(k-1), gamma^k] whose relative error to both ends is equal
+        g = math.exp(self._gamma_ln)
+        return 2 * math.exp(key * self._gamma_ln) / (g + 1)
+
+    def quantile(self, q: float) -> float:
+        """Value at quantile ``q`` in [0, 1]; rank ``q*(n-1)`` like numpy's default method."""
+        return self.quantiles([q])[0]
+
+    def quantiles(self, qs: list[float]) -> list[float]:
+        """Several quantiles in one pass over the sorted buckets."""
+        if not self.count:
+            return [0.0 for _ in qs]
+        order = sorted(range(len(qs)), key=lambda i: qs[i])
+        out = [0.0] * len(qs)
+        keys = sorted(self._bins)
+        it = iter(keys)
+        seen = self.zero
+        key = None
+        for i in order:
+            q = min(max(qs[i], 0.0), 1.0)
+            rank = q * (self.count - 1)
+            if q <= 0:
+                out[i] = self.min
+                continue
+            if q >= 1:
+                out[i] = self.max
+                continue
+            if rank < self.zero:
+                out[i] = 0.0 if self.min <= _MIN_VALUE else self.min
+                continue
+            while seen <= rank:
+                key = next(it)
+                seen += self._bins[key]
+            v = self._value(key)  # type: ignore[arg-type]
+            out[i] = min(max(v, self.min), self.max)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Compact, JSON/msgpack-safe form (keys as parallel lists, no int-keyed maps)."""
+        keys = sorted(self._bins)
+        return {
+            "a": self.rel_error,
+            "k": keys,
+            "c": [self._bins[k] for k in keys],
+            "z": self.zero,
+            "n": self.count,
+            "s": self.sum,
+            "ss": self.sumsq,
+            "lo": self.min if self.count else None,
+            "hi": self.max if self.count else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LogHistogram:
+        h = cls(d["a"])
+        h._bins = dict(zip(d["k"], d["c"], strict=True))
+        h.zero = d["z"]
+        h.count = d["n"]
+        h.sum = d["s"]
+        h.sumsq = d["ss"]
+        h.min = d["lo"] if d["lo"] is not None else math.inf
+        h.max = d["hi"] if d["hi"] is not None else -math.inf
+        return h
+
+    def buckets(self) -> list[tuple[float, int]]:
+        """(upper bound, count) per non-empty bucket, ascending: for Prometheus/CDF output."""
+        out = [(_MIN_VALUE, self.zero)] if self.zero else []
+        out += [(math.exp(k * self._gamma_ln), self._bins[k]) for k in sorted(self._bins)]
+        return out

@@ -1,0 +1,123 @@
+"""The run summary, with ``vllm bench serve``'s field names, built from merged windows.
+
+Throughput is over the measured window: first dispatch (after warm-up) to last completion,
+as vLLM's ``benchmark_duration``. Percentiles come from the sketches (≤ 1 % relative error),
+never from Locust's rounded response-time dict.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from locust_llm.metrics.collector import LATENCY_METRICS, Collector, Window
+
+__all__ = ["PERCENTILES", "summarize", "metric_fields", "interval_rows"]
+
+PERCENTILES = (50, 90, 95, 99, 99.9)
+
+
+def _pct_label(p: float) -> str:
+    return f"{p:g}"
+
+
+def metric_fields(name: str, window: Window) -> dict[str, float]:
+    """``mean_/median_/std_/min_/max_/pNN_{name}_ms`` for one metric."""
+    h = window.sketches[name]
+    qs = h.quantiles([p / 100 for p in PERCENTILES])
+    out = {
+        f"mean_{name}_ms": h.mean,
+        f"median_{name}_ms": qs[0],
+        f"std_{name}_ms": h.std,
+        f"min_{name}_ms": h.min if h.count else 0.0,
+        f"max_{name}_ms": h.max if h.count else 0.0,
+    }
+    for p, v in zip(PERCENTILES, qs, strict=True):
+        out[f"p{_pct_label(p)}_{name}_ms"] = v
+    out[f"count_{name}"] = h.count
+    return out
+
+
+def interval_rows(collector: Collector) -> list[dict[str, Any]]:
+    """One row per wall-clock second, for charts (web UI, report)."""
+    if not collector.windows:
+        return []
+    secs = sorted(collector.windows)
+    arrived: dict[int, float] = {}
+    for w in collector.windows.values():
+        for s, n in w.tokens_arrived.items():
+            arrived[s] = arrived.get(s, 0.0) + n
+    lo = min(secs[0], min(arrived) if arrived else secs[0])
+    hi = max(secs[-1], max(arrived) if arrived else secs[-1])
+    rows = []
+    empty = Window()
+    for s in range(lo, hi + 1):
+        w = collector.windows.get(s, empty)
+        ttft = w.sketches["ttft"].quantiles([0.5, 0.95])
+        itl = w.sketches["itl"].quantiles([0.5, 0.99])
+        rows.append(
+            {
+                "t": s,
+                "requests": w.completed,
+                "failed": w.failed + w.aborted,
+                "output_tokens": round(arrived.get(s, 0.0), 3),
+                "input_tokens": w.input_tokens,
+                "in_flight": w.inflight_max,
+                "ttft_p50_ms": ttft[0],
+                "ttft_p95_ms": ttft[1],
+                "itl_p50_ms": itl[0],
+                "itl_p99_ms": itl[1],
+            }
+        )
+    return rows
+
+
+def summarize(
+    collector: Collector,
+    *,
+    meta: dict[str, Any] | None = None,
+    include_intervals: bool = True,
+    include_histograms: bool = True,
+) -> dict[str, Any]:
+    """The summary dict (see docs/ARCHITECTURE.md). Pure: call it at quit or on demand."""
+    w = collector.merged()
+    duration = 0.0
+    if w.first_start != math.inf and w.last_end != -math.inf:
+        duration = max(w.last_end - w.first_start, 0.0)
+    per_sec: dict[int, float] = {}
+    for win in collector.windows.values():
+        for s, n in win.tokens_arrived.items():
+            per_sec[s] = per_sec.get(s, 0.0) + n
+    inflight: dict[int, int] = {s: win.inflight_max for s, win in collector.windows.items()}
+
+    def rate(x: float) -> float:
+        return x / duration if duration > 0 else 0.0
+
+    total = w.completed + w.failed + w.aborted
+    out: dict[str, Any] = {
+        "duration": duration,
+        "completed": w.completed,
+        "failed": w.failed,
+        "aborted": w.aborted,
+        "total_requests": total,
+        "error_rate": (w.failed + w.aborted) / total if total else 0.0,
+        "total_input_tokens": w.input_tokens,
+        "total_output_tokens": w.output_tokens,
+        "request_throughput": rate(w.completed),
+        "request_goodput": rate(w.good) if collector.good is not None else None,
+        "output_throughput": rate(w.output_tokens),
+        "total_token_throughput": rate(w.input_tokens + w.output_tokens),
+        "max_output_tokens_per_s": max(per_sec.values()) if per_sec else 0.0,
+        "max_concurrent_requests": max(inflight.values()) if inflight else 0,
+    }
+    for m in LATENCY_METRICS:
+        out.update(metric_fields(m, w))
+    out["errors"] = dict(sorted(w.errors.items(), key=lambda kv: -kv[1]))
+    out["started_at"] = w.first_start if w.first_start != math.inf else None
+    out["ended_at"] = w.last_end if w.last_end != -math.inf else None
+    if include_intervals:
+        out["intervals"] = interval_rows(collector)
+    if include_histograms:
+        out["histograms"] = {m: h.to_dict() for m, h in w.sketches.items()}
+    out["meta"] = dict(meta or {})
+    return out
