@@ -1,0 +1,156 @@
+"""Side-by-side comparison of scenarios against a baseline (seed 000: baseline vs core-aware).
+
+Pairing: the baseline is the scenario named by `--baseline`, else one whose scenario.json
+says `"baseline": true`, else the first scenario.  The *variant* of a scenario is its values
+of the varying parameters other than the sweep axis (users/rate); every scenario of another
+variant is compared with the baseline-variant scenario at the same axis value, so a
+`lb x users` run compares least_conn@50 with round_robin@50, never with round_robin@10.
+
+Ratios (candidate / baseline) are given for the summary's headline numbers; bootstrap CIs
+for the differences of p50 and p99 of TTFT, TPOT, ITL and E2E come from records.jsonl.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .load import Scenario
+from .stats import DEFAULT_SEED, DiffCI, bootstrap_quantile_diff
+from .sweeps import AXIS_PREFERENCE
+from .tables import METRICS, scalar_params, scenario_row, varying_params
+
+RATIO_FIELDS = (
+    ("request_throughput", "requests/s", True),
+    ("output_throughput", "output tok/s", True),
+    ("request_goodput", "goodput req/s", True),
+    ("p50_ttft_ms", "TTFT p50 ms", False),
+    ("p99_ttft_ms", "TTFT p99 ms", False),
+    ("p50_tpot_ms", "TPOT p50 ms", False),
+    ("p99_itl_ms", "ITL p99 ms", False),
+    ("p50_e2el_ms", "E2E p50 ms", False),
+    ("p99_e2el_ms", "E2E p99 ms", False),
+    ("error_rate", "error rate", False),
+)
+QUANTILES = (0.5, 0.99)
+
+
+@dataclass
+class Comparison:
+    baseline: Scenario
+    candidate: Scenario
+    ratios: list[dict[str, Any]] = field(default_factory=list)
+    diffs: list[tuple[str, DiffCI]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "baseline": self.baseline.name,
+            "candidate": self.candidate.name,
+            "ratios": self.ratios,
+            "quantile_differences": [
+                {
+                    "metric": m,
+                    "quantile": d.q,
+                    "baseline_ms": d.baseline,
+                    "candidate_ms": d.candidate,
+                    "diff_ms": d.diff,
+                    "ci_low_ms": d.lo,
+                    "ci_high_ms": d.hi,
+                    "level": d.level,
+                    "n_baseline": d.n_baseline,
+                    "n_candidate": d.n_candidate,
+                }
+                for m, d in self.diffs
+            ],
+        }
+
+
+def _pick_baseline(scenarios: list[Scenario], name: str | None) -> Scenario:
+    if name:
+        for sc in scenarios:
+            if sc.name == name or sc.name.endswith("/" + name):
+                return sc
+        raise ValueError(
+            f"baseline {name!r} is not a scenario of this report; "
+            f"choose one of: {', '.join(s.name for s in scenarios)}"
+        )
+    for sc in scenarios:
+        if sc.params.get("baseline") is True:
+            return sc
+    return scenarios[0]
+
+
+def pairs(
+    scenarios: list[Scenario], baseline: str | None = None
+) -> list[tuple[Scenario, Scenario]]:
+    """(baseline, candidate) pairs as described in the module doc."""
+    if len(scenarios) < 2:
+        return []
+    base = _pick_baseline(scenarios, baseline)
+    varying = varying_params(scenarios)
+    axis = next((a for a in AXIS_PREFERENCE if a in varying), None)
+    others = [k for k in varying if k != axis]
+
+    def variant(sc: Scenario) -> tuple:
+        p = scalar_params(sc)
+        return tuple(repr(p.get(k)) for k in others)
+
+    base_variant = variant(base)
+    base_by_x = {}
+    for sc in scenarios:
+        if variant(sc) == base_variant:
+            base_by_x.setdefault(repr(scalar_params(sc).get(axis)) if axis else None, sc)
+    out = []
+    for sc in scenarios:
+        if sc is base or (variant(sc) == base_variant and axis is not None):
+            continue
+        if variant(sc) == base_variant:
+            out.append((base, sc))
+            continue
+        x = repr(scalar_params(sc).get(axis)) if axis else None
+        b = base_by_x.get(x, base if axis is None else None)
+        if b is not None:
+            out.append((b, sc))
+    return out
+
+
+def compare(
+    base: Scenario, cand: Scenario, *, resamples: int = 1000, seed: int = DEFAULT_SEED
+) -> Comparison:
+    """Ratios of headline numbers and bootstrap CIs of p50/p99 differences."""
+    rb, rc = scenario_row(base, []), scenario_row(cand, [])
+    c = Comparison(baseline=base, candidate=cand)
+    for key, label, higher_better in RATIO_FIELDS:
+        b, v = rb.get(key, math.nan), rc.get(key, math.nan)
+        ratio = (
+            v / b if isinstance(b, float) and b not in (0.0,) and not math.isnan(b) else math.nan
+        )
+        c.ratios.append(
+            {
+                "field": key,
+                "label": label,
+                "baseline": b,
+                "candidate": v,
+                "ratio": ratio,
+                "higher_is_better": higher_better,
+            }
+        )
+    for m in METRICS:
+        for q in QUANTILES:
+            d = bootstrap_quantile_diff(
+                base.samples.metric(m), cand.samples.metric(m), q, resamples=resamples, seed=seed
+            )
+            if d is not None:
+                c.diffs.append((m, d))
+    return c
+
+
+def comparisons(
+    scenarios: list[Scenario],
+    baseline: str | None = None,
+    *,
+    resamples: int = 1000,
+    seed: int = DEFAULT_SEED,
+) -> list[Comparison]:
+    return [compare(b, c, resamples=resamples, seed=seed) for b, c in pairs(scenarios, baseline)]

@@ -1,0 +1,279 @@
+"""Render the report as one self-contained HTML file (plotly.js inlined once, works offline).
+
+Escaping rules, because scenario names, error messages and event text come from users and
+servers:
+- every string placed in HTML text or attributes goes through `html.escape`;
+- figure JSON is embedded as `<script type="application/json">` (data, never code) with
+  `<`, `>` and `&` written as JSON unicode escapes, so no `</script>` or `<!--` can end the
+  block early; one small fixed script parses each block and calls `Plotly.newPlot`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from .compare import Comparison
+from .load import Scenario
+from .sweeps import Sweep
+from .tables import METRICS, STATS, metric_column
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 2rem 3rem;color:#222}
+h1{margin-top:1.2rem} h2{border-bottom:2px solid #ddd;padding-bottom:.2rem;margin-top:2.2rem}
+table{border-collapse:collapse;margin:.6rem 0;font-size:.85rem}
+th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right;white-space:nowrap}
+th{background:#f4f4f6} td.l,th.l{text-align:left}
+.pass{color:#0a7d22;font-weight:600}.fail{color:#b3141b;font-weight:600}
+.scroll{overflow-x:auto}.muted{color:#777}.card{margin:1rem 0 1.5rem}
+.better{background:#e6f6ea}.worse{background:#fbe9ea}
+nav a{margin-right:1rem} code{background:#f4f4f6;padding:0 .2rem}
+.plot{width:100%;min-height:300px}
+"""
+
+BOOT = """
+document.querySelectorAll('script.figure-data').forEach(function (el) {
+  var fig = JSON.parse(el.textContent);
+  var div = document.getElementById(el.getAttribute('data-target'));
+  Plotly.newPlot(div, fig.data, fig.layout, {responsive: true, displaylogo: false});
+});
+"""
+
+LATENCY_NAMES = {"ttft": "TTFT", "tpot": "TPOT", "itl": "ITL", "e2el": "E2E"}
+
+
+def esc(s: Any) -> str:
+    return html.escape(str(s), quote=True)
+
+
+def script_json(obj: Any) -> str:
+    """JSON safe inside a <script> element: no `<`, `>`, `&` appear literally."""
+    text = obj if isinstance(obj, str) else json.dumps(obj, default=str)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def fmt(v: Any, digits: int = 1) -> str:
+    """Numbers for tables: NaN/None as a dash, large values without decimals."""
+    if v is None or v == "":
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "–"
+        if abs(v) >= 1000 or (v == int(v) and abs(v) < 1e15):
+            return f"{v:,.0f}"
+        if abs(v) < 10 and v != int(v):
+            return f"{v:.{digits + 1}f}"
+        return f"{v:.{digits}f}"
+    return esc(v)
+
+
+class Page:
+    """Accumulates sections and figures; `render()` returns the whole document."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.parts: list[str] = []
+        self.nav: list[tuple[str, str]] = []
+        self._n = 0
+
+    def section(self, anchor: str, title: str) -> None:
+        self.nav.append((anchor, title))
+        self.parts.append(f'<h2 id="{esc(anchor)}">{esc(title)}</h2>')
+
+    def add(self, fragment: str) -> None:
+        """Append already-escaped HTML."""
+        self.parts.append(fragment)
+
+    def figure(self, fig: go.Figure | None) -> None:
+        if fig is None:
+            return
+        self._n += 1
+        div = f"fig-{self._n}"
+        self.parts.append(
+            f'<div id="{div}" class="plot"></div>'
+            f'<script type="application/json" class="figure-data" data-target="{div}">'
+            f"{script_json(fig.to_json())}</script>"
+        )
+
+    def render(self, subtitle: str = "") -> str:
+        nav = " ".join(f'<a href="#{esc(a)}">{esc(t)}</a>' for a, t in self.nav)
+        return (
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{esc(self.title)}</title><style>{CSS}</style>"
+            f'<script type="text/javascript">{get_plotlyjs()}</script></head><body>'
+            f'<h1>{esc(self.title)}</h1><p class="muted">{esc(subtitle)}</p><nav>{nav}</nav>'
+            + "\n".join(self.parts)
+            + f"<script>{BOOT}</script></body></html>\n"
+        )
+
+
+def summary_table(columns: list[str], table: list[dict[str, Any]], params: list[str]) -> str:
+    """Overview: one row per scenario with throughput, p50/p99 latencies, errors, SLO."""
+    head = (
+        [
+            "scenario",
+            *params,
+            "req/s",
+            "output tok/s",
+            "goodput req/s",
+            "completed",
+            "failed",
+            "error rate",
+        ]
+        + [f"{LATENCY_NAMES[m]} {s}" for m in METRICS for s in ("p50", "p99")]
+        + ["SLO"]
+    )
+    out = ['<div class="scroll"><table><tr>']
+    out += [f'<th class="{"l" if i == 0 else ""}">{esc(h)}</th>' for i, h in enumerate(head)]
+    out.append("</tr>")
+    for r in table:
+        cells = [f'<td class="l">{esc(r["scenario"])}</td>']
+        cells += [f"<td>{fmt(r.get(p))}</td>" for p in params]
+        cells += [
+            f"<td>{fmt(r.get(k))}</td>"
+            for k in (
+                "request_throughput",
+                "output_throughput",
+                "request_goodput",
+                "completed",
+                "failed",
+            )
+        ]
+        er = r.get("error_rate")
+        cells.append(
+            f"<td>{'–' if not isinstance(er, float) or math.isnan(er) else f'{100 * er:.2f} %'}</td>"
+        )
+        cells += [
+            f"<td>{fmt(r.get(metric_column(m, s)))}</td>" for m in METRICS for s in ("p50", "p99")
+        ]
+        cells.append(f"<td>{slo_badge(r.get('slo_passed'))}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</table></div>")
+    return "".join(out)
+
+
+def slo_badge(passed: Any) -> str:
+    if passed is True:
+        return '<span class="pass">PASS</span>'
+    if passed is False:
+        return '<span class="fail">FAIL</span>'
+    return '<span class="muted">none</span>'
+
+
+def scenario_card(sc: Scenario, row: dict[str, Any]) -> str:
+    """The table per scenario: parameters, latency matrix, SLO results, errors."""
+    out = [f'<div class="card"><h3 id="{esc(anchor(sc))}">{esc(sc.name)}</h3>']
+    params = {k: v for k, v in sc.params.items() if k not in ("name", "order")}
+    if params:
+        out.append(
+            "<p>"
+            + ", ".join(
+                f"<code>{esc(k)}={esc(json.dumps(v, default=str))}</code>"
+                for k, v in params.items()
+            )
+            + "</p>"
+        )
+    out.append('<table><tr><th class="l">ms</th>')
+    out += [f"<th>{s}</th>" for s in STATS]
+    out.append("</tr>")
+    for m in METRICS:
+        out.append(f'<tr><td class="l">{LATENCY_NAMES[m]}</td>')
+        out += [f"<td>{fmt(row.get(metric_column(m, s)))}</td>" for s in STATS]
+        out.append("</tr>")
+    out.append("</table>")
+    out.append(
+        "<p>"
+        f"{fmt(row.get('request_throughput'))} req/s, {fmt(row.get('output_throughput'))} output tok/s, "
+        f"goodput {fmt(row.get('request_goodput'))} req/s, {fmt(row.get('completed'))} completed, "
+        f"{fmt(row.get('failed'))} failed over {fmt(row.get('duration'))} s</p>"
+    )
+    slo = sc.summary.get("slo") or []
+    if slo:
+        out.append('<table><tr><th class="l">SLO</th><th>measured</th><th>result</th></tr>')
+        for s in slo:
+            out.append(
+                f'<tr><td class="l">{esc(s.get("expr"))}</td><td>{fmt(s.get("value"))}</td>'
+                f"<td>{slo_badge(bool(s.get('passed')))}</td></tr>"
+            )
+        out.append("</table>")
+    errors = sc.summary.get("errors") or sc.samples.errors
+    if errors:
+        out.append('<table><tr><th class="l">error</th><th>count</th></tr>')
+        for msg, n in sorted(
+            errors.items(), key=lambda kv: -kv[1] if isinstance(kv[1], int) else 0
+        )[:20]:
+            out.append(f'<tr><td class="l">{esc(msg)}</td><td>{fmt(n)}</td></tr>')
+        out.append("</table>")
+    out.append("</div>")
+    return "".join(out)
+
+
+def anchor(sc: Scenario) -> str:
+    return "sc-" + "".join(c if c.isalnum() else "-" for c in sc.name)
+
+
+def sweep_text(sweep: Sweep) -> str:
+    """The sentences under a sweep plot: knee and max load meeting the SLO per curve."""
+    items = []
+    for c in sweep.curves:
+        knee = (
+            f"saturation knee at <b>{esc(sweep.axis)} = {fmt(c.knee.x)}</b> "
+            f"({fmt(c.knee.y)} output tok/s)"
+            if c.knee
+            else "no knee within the tested range (throughput still rising nearly linearly)"
+        )
+        if not c.slo_defined:
+            slo = "no SLO set"
+        elif c.max_slo_x is None:
+            slo = f'<span class="fail">no tested {esc(sweep.axis)} meets the SLO</span>'
+        else:
+            slo = f"max {esc(sweep.axis)} meeting the SLO: <b>{fmt(c.max_slo_x)}</b>"
+        items.append(f"<li>{esc(c.label)}: {knee}; {slo}</li>")
+    return "<ul>" + "".join(items) + "</ul>"
+
+
+def comparison_block(c: Comparison) -> str:
+    """Seed 000's table with ratios, then the bootstrap CIs of p50/p99 differences."""
+    out = [
+        f"<h3>{esc(c.candidate.name)} vs baseline {esc(c.baseline.name)}</h3>",
+        f'<table><tr><th class="l">metric</th><th>{esc(c.baseline.name)}</th>'
+        f"<th>{esc(c.candidate.name)}</th><th>ratio</th></tr>",
+    ]
+    for r in c.ratios:
+        ratio = r["ratio"]
+        cls = ""
+        if isinstance(ratio, float) and not math.isnan(ratio) and abs(ratio - 1) > 0.02:
+            better = (ratio > 1) == r["higher_is_better"]
+            cls = "better" if better else "worse"
+        out.append(
+            f'<tr><td class="l">{esc(r["label"])}</td><td>{fmt(r["baseline"])}</td>'
+            f'<td>{fmt(r["candidate"])}</td><td class="{cls}">'
+            f"{'–' if not isinstance(ratio, float) or math.isnan(ratio) else f'{ratio:.2f}×'}</td></tr>"
+        )
+    out.append("</table>")
+    if c.diffs:
+        level = int(round(100 * c.diffs[0][1].level))
+        out.append(
+            f'<table><tr><th class="l">difference (candidate − baseline)</th><th>baseline ms</th>'
+            f"<th>candidate ms</th><th>diff ms</th><th>{level}% CI</th><th>n</th></tr>"
+        )
+        for m, d in c.diffs:
+            cls = ("worse" if d.lo > 0 else "better") if d.significant else ""
+            out.append(
+                f'<tr><td class="l">{LATENCY_NAMES[m]} p{100 * d.q:g}</td><td>{fmt(d.baseline)}</td>'
+                f'<td>{fmt(d.candidate)}</td><td class="{cls}">{fmt(d.diff)}</td>'
+                f"<td>[{fmt(d.lo)}, {fmt(d.hi)}]</td><td>{d.n_baseline:,} / {d.n_candidate:,}</td></tr>"
+            )
+        out.append("</table>")
+    else:
+        out.append('<p class="muted">no records.jsonl samples: no confidence intervals</p>')
+    return "".join(out)

@@ -1,0 +1,221 @@
+"""Read finished scenario directories into memory.
+
+A run directory (`reports/<run-id>/`) holds one sub-directory per scenario; a scenario
+directory holds the files the scenario runner and the Locust plugin write:
+
+- `summary.json`        vLLM `bench serve` field names (docs/ARCHITECTURE.md), required;
+- `records.jsonl`       one finished request per line, durations in ms, optional;
+- `scenario.json`       the scenario's resolved parameters (`users`, `tp`, `lb`, ...), optional;
+- `server_metrics.jsonl` replica gauges and nginx stub_status, one sample per line, optional:
+      {"t": epoch, "replica": "r0", "model": "m", "num_requests_running": 3,
+       "num_requests_waiting": 0, "kv_cache_usage_perc": 0.12, ...}
+      {"t": epoch, "nginx": {"active": 5, "reading": 0, "writing": 3, "waiting": 2, ...}}
+      {"t": epoch, "replica": "r0", "error": "connection refused"}
+- `events.jsonl`        things that happened at a time, optional:
+      {"t": epoch, "kind": "replica_killed", "detail": "r1"}
+
+Everything here tolerates missing optional files and blank or truncated last lines (a run
+killed with Ctrl-C leaves one), because a report of a partial run is still worth having.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SUMMARY = "summary.json"
+RECORDS = "records.jsonl"
+SCENARIO = "scenario.json"
+SERVER_METRICS = "server_metrics.jsonl"
+EVENTS = "events.jsonl"
+
+
+@dataclass
+class Samples:
+    """Per-request latency samples (ms) pulled out of records.jsonl, as numpy arrays.
+
+    Kept as raw samples (not sketches) because the bootstrap resamples requests.
+    """
+
+    ttft: np.ndarray
+    tpot: np.ndarray
+    itl: np.ndarray
+    e2el: np.ndarray
+    t_start: np.ndarray
+    ok: np.ndarray
+    errors: dict[str, int]
+
+    @classmethod
+    def empty(cls) -> Samples:
+        z = np.zeros(0)
+        return cls(z, z, z, z, z, np.zeros(0, dtype=bool), {})
+
+    def metric(self, name: str) -> np.ndarray:
+        """Samples of `ttft`, `tpot`, `itl` or `e2el` (the summary's metric names)."""
+        return getattr(self, name)
+
+    def __len__(self) -> int:
+        return len(self.t_start)
+
+
+@dataclass
+class Scenario:
+    """One finished scenario: what was asked (params) and what was measured."""
+
+    name: str
+    run_id: str
+    path: Path
+    summary: dict[str, Any]
+    params: dict[str, Any] = field(default_factory=dict)
+    samples: Samples = field(default_factory=Samples.empty)
+    server: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def slo_passed(self) -> bool | None:
+        """True/False when SLOs were evaluated, None when the scenario had none."""
+        slo = self.summary.get("slo") or []
+        if not slo:
+            return None
+        return all(bool(s.get("passed")) for s in slo)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Lines that parse as JSON objects; a torn last line (killed writer) is skipped."""
+    out: list[dict[str, Any]] = []
+    if not path.is_file():
+        return out
+    with path.open("rb") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                out.append(obj)
+    return out
+
+
+def _num(v: Any) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
+
+
+def samples_from_records(records: list[dict[str, Any]]) -> Samples:
+    """Extract latency arrays with the metric definitions of DESIGN.md §3.
+
+    TPOT per request = (E2E - TTFT) / (n - 1) for n > 1 output tokens; ITL pooled over all
+    requests (one sample per gap).  Failed requests count in `ok`/`errors` but contribute
+    no latency samples, as in `vllm bench serve`.
+    """
+    if not records:
+        return Samples.empty()
+    ttft, tpot, e2el, itl, t_start, ok = [], [], [], [], [], []
+    errors: dict[str, int] = {}
+    for r in records:
+        err = r.get("error")
+        good = not err and not r.get("aborted")
+        ok.append(good)
+        t_start.append(_num(r.get("t_start")))
+        if err:
+            msg = str(err)
+            errors[msg] = errors.get(msg, 0) + 1
+        if not good:
+            continue
+        t, e = _num(r.get("ttft")), _num(r.get("e2e"))
+        ttft.append(t)
+        e2el.append(e)
+        n = r.get("output_tokens") or r.get("token_chunks") or 0
+        if isinstance(n, (int, float)) and n > 1 and np.isfinite(t) and np.isfinite(e):
+            tpot.append((e - t) / (n - 1))
+        gaps = r.get("itl") or []
+        if isinstance(gaps, list):
+            itl.extend(g for g in gaps if isinstance(g, (int, float)))
+
+    def arr(xs: list[float]) -> np.ndarray:
+        a = np.asarray(xs, dtype=float)
+        return a[np.isfinite(a)]
+
+    return Samples(
+        ttft=arr(ttft),
+        tpot=arr(tpot),
+        itl=arr(itl),
+        e2el=arr(e2el),
+        t_start=np.asarray(t_start, dtype=float),
+        ok=np.asarray(ok, dtype=bool),
+        errors=errors,
+    )
+
+
+def load_scenario(path: Path, run_id: str | None = None) -> Scenario:
+    """Load one scenario directory; raises FileNotFoundError without a summary.json."""
+    path = Path(path)
+    summary = json.loads((path / SUMMARY).read_text())
+    params: dict[str, Any] = {}
+    if (path / SCENARIO).is_file():
+        params = json.loads((path / SCENARIO).read_text())
+    if "users" not in params and isinstance(summary.get("meta"), dict):
+        users = summary["meta"].get("users")
+        if users is not None:
+            params["users"] = users
+    name = str(params.get("name") or path.name)
+    return Scenario(
+        name=name,
+        run_id=run_id or path.parent.name,
+        path=path,
+        summary=summary,
+        params=params,
+        samples=samples_from_records(read_jsonl(path / RECORDS)),
+        server=read_jsonl(path / SERVER_METRICS),
+        events=read_jsonl(path / EVENTS),
+    )
+
+
+def scenario_dirs(run_dir: Path) -> list[Path]:
+    """Scenario directories of a run, in the order they ran.
+
+    A directory that itself holds a summary.json is a one-scenario run (a plain
+    `locust --llm-summary` output can be reported on directly).  Order: `order` in
+    scenario.json when present, else the summary's start time, else the name.
+    """
+    run_dir = Path(run_dir)
+    if (run_dir / SUMMARY).is_file():
+        return [run_dir]
+    dirs = [d for d in sorted(run_dir.iterdir()) if d.is_dir() and (d / SUMMARY).is_file()]
+
+    def key(d: Path) -> tuple[float, float, str]:
+        order, started = float("inf"), float("inf")
+        try:
+            p = json.loads((d / SCENARIO).read_text())
+            order = float(p.get("order", order))
+        except (OSError, ValueError, TypeError):
+            pass
+        try:
+            meta = json.loads((d / SUMMARY).read_text()).get("meta") or {}
+            started = float(meta.get("started_at", started))
+        except (OSError, ValueError, TypeError, AttributeError):
+            pass
+        return (order, started, d.name)
+
+    return sorted(dirs, key=key)
+
+
+def load_runs(run_dirs: list[Path]) -> list[Scenario]:
+    """All scenarios of one or more runs; names are prefixed with the run id when merging
+    several runs so that equal scenario names stay distinguishable."""
+    scenarios: list[Scenario] = []
+    multi = len(run_dirs) > 1
+    for run_dir in run_dirs:
+        run_dir = Path(run_dir)
+        for d in scenario_dirs(run_dir):
+            run_id = run_dir.name if d != run_dir else d.parent.name
+            sc = load_scenario(d, run_id=run_id)
+            if multi:
+                sc.name = f"{run_dir.name}/{sc.name}"
+            scenarios.append(sc)
+    return scenarios

@@ -1,0 +1,100 @@
+"""Group scenarios into sweeps (curves over one numeric parameter) and find their knees.
+
+A sweep axis is a numeric parameter that varies across the run's scenarios (users first:
+seed 003's plots are against concurrency).  Scenarios that agree on every *other* varying
+parameter form one curve, so `lb = ["round_robin", "least_conn"] x users = [..]` gives two
+throughput curves on the same axes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .knee import Knee, find_knee, max_passing
+from .load import Scenario
+from .tables import scalar_params, varying_params
+
+# Preferred axes first: closed-loop concurrency, then open-loop rate, then the rest.
+AXIS_PREFERENCE = ("users", "concurrency", "rate", "max_concurrency", "tp", "replicas")
+
+
+@dataclass
+class Curve:
+    """One line of a sweep plot: the scenarios sharing all non-axis parameters."""
+
+    label: str
+    group: dict[str, Any]
+    scenarios: list[Scenario]
+    xs: list[float] = field(default_factory=list)
+    throughput: list[float] = field(default_factory=list)
+    knee: Knee | None = None
+    max_slo_x: float | None = None
+    slo_defined: bool = False
+
+    def to_json(self, axis: str) -> dict[str, Any]:
+        return {
+            "axis": axis,
+            "label": self.label,
+            "group": self.group,
+            "scenarios": [s.name for s in self.scenarios],
+            "x": self.xs,
+            "output_throughput": self.throughput,
+            "knee": None
+            if self.knee is None
+            else {"x": self.knee.x, "output_throughput": self.knee.y},
+            "max_x_meeting_slo": self.max_slo_x,
+            "slo_defined": self.slo_defined,
+        }
+
+
+@dataclass
+class Sweep:
+    axis: str
+    curves: list[Curve]
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _throughput(sc: Scenario) -> float:
+    v = sc.summary.get("output_throughput")
+    return float(v) if _is_num(v) else float("nan")
+
+
+def find_sweeps(scenarios: list[Scenario], min_points: int = 2) -> list[Sweep]:
+    """Every numeric varying parameter with at least `min_points` distinct values in a curve."""
+    varying = varying_params(scenarios)
+    params = [scalar_params(s) for s in scenarios]
+    axes = [
+        k
+        for k in varying
+        if all(_is_num(p.get(k)) for p in params) and len({p.get(k) for p in params}) >= min_points
+    ]
+    axes.sort(key=lambda k: (AXIS_PREFERENCE.index(k) if k in AXIS_PREFERENCE else 99, k))
+    sweeps: list[Sweep] = []
+    for axis in axes:
+        others = [k for k in varying if k != axis]
+        groups: dict[tuple, list[Scenario]] = {}
+        for sc, p in zip(scenarios, params):
+            key = tuple((k, repr(p.get(k))) for k in others)
+            groups.setdefault(key, []).append(sc)
+        curves = []
+        for key, members in groups.items():
+            members = sorted(members, key=lambda s: float(scalar_params(s)[axis]))
+            if len({scalar_params(s)[axis] for s in members}) < min_points:
+                continue
+            group = {k: scalar_params(members[0]).get(k) for k, _ in key}
+            label = ", ".join(f"{k}={v}" for k, v in group.items()) or "all scenarios"
+            c = Curve(label=label, group=group, scenarios=members)
+            c.xs = [float(scalar_params(s)[axis]) for s in members]
+            c.throughput = [_throughput(s) for s in members]
+            c.knee = find_knee(c.xs, c.throughput)
+            passed = [s.slo_passed() for s in members]
+            c.slo_defined = any(p is not None for p in passed)
+            c.max_slo_x = max_passing(c.xs, passed)
+            curves.append(c)
+        if curves:
+            sweeps.append(Sweep(axis=axis, curves=curves))
+    return sweeps

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+from locust_llm import report
+from locust_llm.report.build import build_report
+
+from .conftest import USERS, XSS
+
+
+def test_sweep_report_files_columns_knee_and_slo(sweep_run: Path):
+    path = build_report([sweep_run], sweep_run, resamples=100)
+    assert path == sweep_run / "report.html" and path.stat().st_size > 1_000_000
+    with (sweep_run / "summary.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["users"]) for r in rows] == USERS  # ordered by scenario.json "order"
+    for col in (
+        "scenario",
+        "request_throughput",
+        "output_throughput",
+        "request_goodput",
+        "completed",
+        "failed",
+        "error_rate",
+        "slo_passed",
+    ):
+        assert col in rows[0]
+    for m in ("ttft", "tpot", "itl", "e2el"):
+        for s in ("mean", "p50", "p90", "p99"):
+            assert f"{s}_{m}_ms" in rows[0]
+    doc = json.loads((sweep_run / "summary.json").read_text())
+    (curve,) = [s for s in doc["sweeps"] if s["axis"] == "users"]
+    assert curve["knee"]["x"] == 40
+    assert curve["max_x_meeting_slo"] == 50
+    text = path.read_text()
+    assert "saturation knee at <b>users = 40</b>" in text
+    assert "max users meeting the SLO: <b>50</b>" in text
+    assert text.count('<script type="text/javascript">') == 1  # plotly.js inlined once
+    assert "<script src=" not in text and "<link " not in text  # works offline
+
+
+def test_comparison_ci_and_escaping(compare_run: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    assert report.main([str(compare_run), "-o", str(out), "--resamples", "300"]) == 0
+    doc = json.loads((out / "summary.json").read_text())
+    (cmp_,) = doc["comparisons"]
+    assert cmp_["baseline"] == "baseline" and cmp_["candidate"] == "core-aware" + XSS
+    ttft = {d["quantile"]: d for d in cmp_["quantile_differences"] if d["metric"] == "ttft"}
+    for q in (0.5, 0.99):
+        assert ttft[q]["ci_low_ms"] <= 30 <= ttft[q]["ci_high_ms"]
+    ratios = {r["field"]: r for r in cmp_["ratios"]}
+    assert abs(ratios["p50_ttft_ms"]["ratio"] - 1.3) < 0.05
+    text = (out / "report.html").read_text()
+    body = text.split("</head>", 1)[1]
+    # the hostile payload never appears raw: not in HTML, not inside embedded JSON
+    assert "<script>window.__pwned" not in body
+    assert "<img src=x" not in body
+    assert "&lt;/script&gt;&lt;script&gt;window.__pwned=1" in body
+    scripts = re.findall(r'<script type="application/json"[^>]*>(.*?)</script>', body, re.S)
+    assert scripts and all("<" not in s for s in scripts)
+    assert all(json.loads(s)["data"] for s in scripts)
+
+
+def test_merge_two_runs_and_cli_errors(sweep_run: Path, compare_run: Path, tmp_path: Path, capsys):
+    out = tmp_path / "merged"
+    assert report.main([str(sweep_run), str(compare_run), "-o", str(out), "--resamples", "50"]) == 0
+    with (out / "summary.csv").open() as fh:
+        names = [r["scenario"] for r in csv.DictReader(fh)]
+    assert "sweep-run/users-1" in names and "cmp-run/baseline" in names
+    assert report.main([str(tmp_path / "nope")]) == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert report.main([str(empty)]) == 2
+    assert "no scenario results" in capsys.readouterr().err
