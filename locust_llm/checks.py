@@ -1,0 +1,181 @@
+"""SLO expressions (``ttft_p95<=800ms``) parsed and judged against a summary; exit code 3 on FAIL.
+
+Grammar: ``METRIC OP VALUE[UNIT]`` with OP one of ``<= < >= >``. METRIC is either a summary
+field (``output_throughput``, ``request_throughput``, ``error_rate``, ``completed``...) or
+``<latency>_<stat>`` with latency in ttft, ttft_content, tpot, itl, e2el (alias e2e), queue_time
+and stat in mean, median, std, min, max, pNN (p50, p90, p95, p99, p99.9). Units: ``ms``/``s`` for
+latencies (default ms), ``%`` for rates (``error_rate<=1%`` is 0.01). Exit code 3 follows
+locust-plugins' ``--check-*`` options.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "SLO",
+    "SLOError",
+    "SLO_EXIT_CODE",
+    "parse_slo",
+    "evaluate",
+    "format_rows",
+    "goodput_predicate",
+]
+
+SLO_EXIT_CODE = 3
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    "<": operator.lt,
+    ">=": operator.ge,
+    ">": operator.gt,
+}
+_LATENCIES = ("ttft_content", "ttft", "tpot", "itl", "e2el", "queue_time")
+_ALIASES = {"e2e": "e2el", "latency": "e2el"}
+_STATS = ("mean", "median", "std", "min", "max")
+_RATES = {"error_rate", "client_own_stamp"}
+_COUNTS = {"completed", "failed", "aborted", "total_requests"}
+_PLAIN = {
+    "output_throughput",
+    "request_throughput",
+    "total_token_throughput",
+    "request_goodput",
+    "max_output_tokens_per_s",
+    "duration",
+    "total_input_tokens",
+    "total_output_tokens",
+} | _COUNTS
+_EXPR = re.compile(r"^\s*([a-z_][a-z0-9_.]*)\s*(<=|>=|<|>)\s*([0-9.eE+-]+)\s*(ms|s|%)?\s*$")
+
+
+class SLOError(ValueError):
+    """An SLO expression that cannot be understood; the message says what is allowed."""
+
+
+@dataclass(frozen=True)
+class SLO:
+    expr: str
+    metric: str  # as written (normalised aliases)
+    field: str  # summary field it reads
+    op: str
+    threshold: float  # in the summary field's unit (ms, fraction, count, per second)
+
+    def check(self, value: float) -> bool:
+        return _OPS[self.op](value, self.threshold)
+
+
+def _latency_field(metric: str) -> str | None:
+    for alias, target in _ALIASES.items():
+        if metric.startswith(alias + "_"):
+            metric = target + metric[len(alias) :]
+    for lat in _LATENCIES:
+        if metric.startswith(lat + "_"):
+            stat = metric[len(lat) + 1 :]
+            if stat in _STATS:
+                return f"{stat}_{lat}_ms"
+            m = re.fullmatch(r"p(\d+(?:\.\d+)?)", stat)
+            if m:
+                return f"p{float(m.group(1)):g}_{lat}_ms"
+    return None
+
+
+def parse_slo(expr: str) -> SLO:
+    m = _EXPR.match(expr)
+    if not m:
+        raise SLOError(
+            f"cannot parse SLO {expr!r}: expected METRIC OP VALUE[UNIT], "
+            "e.g. 'ttft_p95<=800ms', 'error_rate<=1%', 'output_throughput>=500'"
+        )
+    metric, op, raw, unit = m.groups()
+    try:
+        value = float(raw)
+    except ValueError as e:
+        raise SLOError(f"SLO {expr!r}: {raw!r} is not a number") from e
+    field = _latency_field(metric)
+    if field is not None:
+        if unit == "%":
+            raise SLOError(f"SLO {expr!r}: a latency takes ms or s, not %")
+        threshold = value * 1000 if unit == "s" else value
+    elif metric in _RATES:
+        if unit in ("ms", "s"):
+            raise SLOError(f"SLO {expr!r}: {metric} is a ratio; write it as 1% or 0.01")
+        field = metric
+        threshold = value / 100 if unit == "%" else value
+    elif metric in _PLAIN:
+        if unit is not None and not (metric == "duration" and unit in ("s", "ms")):
+            raise SLOError(f"SLO {expr!r}: {metric} takes a plain number")
+        field = metric
+        threshold = value / 1000 if unit == "ms" else value
+    else:
+        allowed = ", ".join(
+            [f"{lat}_{{mean,median,p50,p90,p95,p99,p99.9,...}}" for lat in _LATENCIES]
+            + sorted(_RATES | _PLAIN)
+        )
+        raise SLOError(f"SLO {expr!r}: unknown metric {metric!r}; allowed: {allowed}")
+    return SLO(expr.strip(), metric, field, op, threshold)
+
+
+def evaluate(slos: list[SLO], summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per SLO: expression, measured value, pass/fail. Missing value = FAIL."""
+    rows = []
+    for slo in slos:
+        value = summary.get(slo.field)
+        passed = value is not None and slo.check(float(value))
+        rows.append(
+            {
+                "expr": slo.expr,
+                "field": slo.field,
+                "value": value,
+                "threshold": slo.threshold,
+                "passed": bool(passed),
+            }
+        )
+    return rows
+
+
+def format_rows(rows: list[dict[str, Any]]) -> list[str]:
+    """Human lines: ``PASS ttft_p95<=800ms (measured 612.3 ms)``."""
+    out = []
+    for r in rows:
+        v = r["value"]
+        if v is None:
+            shown = "no data"
+        elif r["field"].endswith("_ms"):
+            shown = f"{v:.2f} ms"
+        elif r["field"] in _RATES:
+            shown = f"{v * 100:.3g} %"
+        else:
+            shown = f"{v:.4g}"
+        out.append(f"{'PASS' if r['passed'] else 'FAIL'} {r['expr']} (measured {shown})")
+    return out
+
+
+def goodput_predicate(slos: list[SLO]) -> Callable[[Any], bool] | None:
+    """vLLM's goodput: a request is good when its own TTFT/TPOT/E2E meet the latency SLOs.
+
+    Derived from the upper-bound latency SLOs on ttft, tpot and e2el (any statistic: the
+    per-request value is compared with the threshold, as ``vllm bench serve --goodput`` does).
+    """
+    limits: list[tuple[str, Callable[[float, float], bool], float]] = []
+    for slo in slos:
+        if slo.op not in ("<=", "<") or not slo.field.endswith("_ms"):
+            continue
+        lat = slo.field.split("_", 1)[1].rsplit("_ms", 1)[0]
+        attr = {"ttft": "ttft", "tpot": "tpot", "e2el": "e2e"}.get(lat)
+        if attr:
+            limits.append((attr, _OPS[slo.op], slo.threshold))
+    if not limits:
+        return None
+
+    def good(r: Any) -> bool:
+        for attr, op, limit in limits:
+            v = getattr(r, attr)
+            if v is not None and not op(v, limit):
+                return False
+        return True
+
+    return good

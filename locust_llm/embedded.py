@@ -1,0 +1,95 @@
+"""Bring a backend stack up when Locust starts and down when it quits (``--llm-backend``).
+
+``auto`` (the default) starts one built-in emulator when no ``--host`` is given, so
+``locust -f locustfiles/chat.py`` works on a laptop with nothing else running. With ``--host``
+it starts nothing. ``emulator``/``cpu``/``gpu`` start replicas from a plan (behind nginx when
+there are several) and point Locust's host at them. Only the master (or the local runner)
+starts anything; workers get the host from the master.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULT_EMULATOR_MODEL", "start_backend", "stop_backend", "wanted_backend"]
+
+log = logging.getLogger("locust_llm")
+
+DEFAULT_EMULATOR_MODEL = "locust-llm/emulator"
+
+
+def wanted_backend(backend: str, host: str | None) -> str:
+    """Resolve ``auto``: the emulator when there is no host, nothing when there is one."""
+    if backend == "auto":
+        return "none" if host else "emulator"
+    return backend
+
+
+def start_backend(environment: Any, rt: Any) -> None:
+    opts = environment.parsed_options
+    backend = wanted_backend(getattr(opts, "llm_backend", "auto") or "auto", environment.host)
+    if backend in ("none", "external"):
+        return
+    from locust_llm.backends import BackendError, Stack, make_plan
+
+    if environment.host:
+        log.warning(
+            "--llm-backend %s replaces --host %s with the stack it starts",
+            backend,
+            environment.host,
+        )
+    model = getattr(opts, "llm_model", None) or (
+        DEFAULT_EMULATOR_MODEL if backend == "emulator" else None
+    )
+    if model is None:
+        _die(f"--llm-backend {backend} needs --llm-model (the model vLLM should serve)")
+    api_key = rt.auth_header[len("Bearer ") :] if rt.auth_header else None
+    try:
+        plan = make_plan(
+            backend=backend,
+            model=model,
+            tp=getattr(opts, "llm_tp", 1) or 1,
+            replicas=getattr(opts, "llm_replicas", None),
+            lb=getattr(opts, "llm_lb", "least_conn") or "least_conn",
+            vllm_cmd=getattr(opts, "llm_vllm_cmd", None),
+            serve_args=shlex.split(getattr(opts, "llm_serve_args", "") or ""),
+        )
+        run_dir = getattr(opts, "llm_run_dir", None) or tempfile.mkdtemp(prefix="locust-llm-")
+        stack = Stack(plan, run_dir=Path(run_dir), api_key=api_key, log=log.info)
+        rt.stack = stack
+        stack.start()
+    except BackendError as e:
+        stop_backend(rt)
+        _die(str(e))
+    except KeyboardInterrupt:
+        stop_backend(rt)
+        raise
+    environment.host = stack.url
+    if opts is not None:
+        opts.host = stack.url
+    if rt.model is None:
+        rt.model = model
+    what = "the built-in vLLM emulator" if backend == "emulator" else f"a {backend} vLLM stack"
+    n = len(stack.replicas)
+    log.info(
+        "locust-llm: started %s (%d replica%s, model %s) at %s; it stops when Locust quits "
+        "(logs in %s)",
+        what, n, "" if n == 1 else "s", model, stack.url, run_dir,
+    )  # fmt: skip
+
+
+def stop_backend(rt: Any) -> None:
+    stack = getattr(rt, "stack", None)
+    if stack is not None:
+        rt.stack = None
+        stack.stop()
+
+
+def _die(message: str) -> None:
+    sys.stderr.write(f"locust-llm: {message}\n")
+    sys.exit(1)

@@ -1,0 +1,484 @@
+"""The Locust glue: ``--llm-*`` options, the per-process runtime, events, stats rows, merging.
+
+Importing this module (``locust_llm.users`` does) registers the listeners on Locust's global
+``events``, the way locust-plugins does. Everything measured goes through one
+:class:`LLMRuntime` per Locust process (``environment.llm``):
+
+* users call :meth:`LLMRuntime.finish` once per request; it logs the ``TTFT``/``TPOT``/``ITL``
+  stats rows (type ``LLM``: shown everywhere, kept out of "Aggregated"), folds the request into
+  the collector, appends the JSONL record and fires ``llm_request``;
+* workers ship the collector's changed windows with every ``report_to_master``; the master
+  merges them, so its summary is the whole test's;
+* at quit the master (or the local runner) writes the summary and judges the SLOs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+from typing import Any
+
+import orjson
+from locust import events
+from locust.event import EventHook
+from locust.runners import WorkerRunner
+
+from locust_llm import __version__
+from locust_llm.checks import (
+    SLO_EXIT_CODE,
+    SLOError,
+    evaluate,
+    format_rows,
+    goodput_predicate,
+    parse_slo,
+)
+from locust_llm.metrics.collector import Collector
+from locust_llm.metrics.record import LLMResult
+from locust_llm.metrics.summary import summarize
+
+__all__ = ["LLMRuntime", "runtime", "add_arguments"]
+
+log = logging.getLogger("locust_llm")
+
+# Events other listeners (OpenTelemetry, Timescale, a user's own) can subscribe to, registered
+# on Locust's Events object like its built-in ones: ``events.llm_request.add_listener(fn)``.
+if not hasattr(events, "llm_request"):
+    events.llm_request = EventHook()  # fn(result: LLMResult, environment)
+if not hasattr(events, "llm_token"):
+    events.llm_token = EventHook()  # fn(result, index, t_ms, text) — only with --llm-token-events
+
+BACKENDS = ("auto", "emulator", "cpu", "gpu", "external", "none")
+LB_POLICIES = ("least_conn", "round_robin", "hash", "random_two_least_conn")
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def add_arguments(parser: Any) -> None:
+    """Register ``--llm-*`` options on Locust's parser (shown in the web UI where useful)."""
+    a = parser.add_argument
+    a(
+        "--llm-model",
+        default=None,
+        include_in_web_ui=True,
+        help="Model to request (default: the first id from the server's /v1/models)",
+    )
+    a(
+        "--llm-max-tokens",
+        type=_positive_int,
+        default=128,
+        include_in_web_ui=True,
+        help="max_tokens per request (default 128)",
+    )
+    a(
+        "--llm-prompt-tokens",
+        type=_positive_int,
+        default=128,
+        include_in_web_ui=True,
+        help="Length of the default synthetic prompt, in tokens (default 128)",
+    )
+    a(
+        "--llm-ignore-eos",
+        action="store_true",
+        default=False,
+        include_in_web_ui=True,
+        help="Send ignore_eos so every request generates exactly max_tokens (vLLM extension)",
+    )
+    a(
+        "--llm-api-key",
+        default=os.environ.get("OPENAI_API_KEY", ""),
+        is_secret=True,
+        include_in_web_ui=True,
+        help="Bearer API key (default: $OPENAI_API_KEY); never logged",
+    )
+    a("--llm-records", default=None, help="Write one JSON line per finished request to PATH")
+    a(
+        "--llm-summary",
+        default=None,
+        help="Write the LLM summary JSON (vLLM field names) to PATH at quit",
+    )
+    a(
+        "--llm-slo",
+        action="append",
+        default=[],
+        help="SLO checked at quit, repeatable: ttft_p95<=800ms, itl_p99<=60ms, error_rate<=1%%, "
+        "output_throughput>=500. Any FAIL makes locust exit with code 3",
+    )
+    a(
+        "--llm-warmup",
+        type=float,
+        default=0.0,
+        include_in_web_ui=True,
+        help="Seconds after the first request whose requests are excluded from LLM metrics",
+    )
+    a(
+        "--llm-timeout",
+        type=float,
+        default=600.0,
+        help="Longest silence (s) tolerated while waiting for the next bytes of a stream",
+    )
+    a(
+        "--llm-token-events",
+        action="store_true",
+        default=False,
+        help="Fire the llm_token event for every token chunk (costs CPU per token)",
+    )
+    a(
+        "--llm-backend",
+        choices=BACKENDS,
+        default="auto",
+        help="What to start before the test: auto = the built-in emulator when no --host is "
+        "given; emulator/cpu/gpu = replicas (behind nginx if several); external/none = nothing",
+    )
+    a(
+        "--llm-tp",
+        type=_positive_int,
+        default=1,
+        help="Tensor-parallel size per replica (gpu backend)",
+    )
+    a(
+        "--llm-replicas",
+        type=_positive_int,
+        default=None,
+        help="Number of replicas (default: from the plan)",
+    )
+    a("--llm-lb", choices=LB_POLICIES, default="least_conn", help="nginx balancing policy")
+    a("--llm-vllm-cmd", default=None, help="Executable replacing 'vllm serve' (e.g. the emulator)")
+    a(
+        "--llm-serve-args",
+        default="",
+        help='Extra arguments for every replica, e.g. "--max-num-seqs 32 --emu-itl-ms 20"',
+    )
+    a("--llm-run-dir", default=None, help="Folder for backend logs (default: a temporary folder)")
+    a(
+        "--llm-timestamps",
+        choices=("auto", "kernel", "user"),
+        default="auto",
+        help="Token arrival stamps: kernel receive time (Linux, plain HTTP) or user space",
+    )
+    a(
+        "--llm-metrics-url",
+        action="append",
+        default=[],
+        help="Server /metrics URL(s) to scrape for the LLM tab (default: the started backend's)",
+    )
+
+
+@events.init_command_line_parser.add_listener
+def _on_parser(parser: Any, **_kw: Any) -> None:
+    add_arguments(parser)
+
+
+class LLMRuntime:
+    """Per-process state. Created at ``init``; users reach it as ``environment.llm``."""
+
+    def __init__(self, environment: Any) -> None:
+        self.environment = environment
+        for name in ("llm_request", "llm_token"):  # Environments built with their own Events
+            if not hasattr(environment.events, name):
+                setattr(environment.events, name, EventHook())
+        opts = environment.parsed_options
+        get = (lambda k, d=None: getattr(opts, k, d)) if opts is not None else (lambda k, d=None: d)
+        self.model: str | None = get("llm_model")
+        self.max_tokens: int | None = get("llm_max_tokens", 128)
+        self.prompt_tokens: int = get("llm_prompt_tokens", 128)
+        self.ignore_eos: bool = bool(get("llm_ignore_eos", False))
+        api_key = get("llm_api_key", os.environ.get("OPENAI_API_KEY", "")) or ""
+        self.auth_header: str | None = f"Bearer {api_key}" if api_key else None
+        self.warmup_s: float = float(get("llm_warmup", 0.0) or 0.0)
+        self.token_events: bool = bool(get("llm_token_events", False))
+        self.timestamps_mode: str = get("llm_timestamps", "auto") or "auto"
+        self.timeout: float = float(get("llm_timeout", 600.0) or 600.0)
+        self.slos = [parse_slo(s) for s in (get("llm_slo", []) or [])]
+        self.collector = Collector(good=goodput_predicate(self.slos))
+        self.first_start: float | None = None
+        self.summary_path: str | None = get("llm_summary")
+        self._records = None
+        records = get("llm_records")
+        if records:
+            os.makedirs(os.path.dirname(os.path.abspath(records)), exist_ok=True)
+            # unbuffered append: every record is one write(2), so a SIGKILL loses nothing written
+            self._records = open(records, "ab", buffering=0)  # noqa: SIM115
+        self._rng = random.Random(0)
+        self._prompt_cache: dict[int, str] = {}
+        self._models_lock = None
+        self.stack = None
+        self.last_summary: dict[str, Any] | None = None
+        self.peak_users = 0
+
+    # -- used by users --------------------------------------------------------------------
+    def install_client(self, client: Any) -> None:
+        """Per-user client setup (network timeout; kernel timestamps when enabled)."""
+        client.client.network_timeout = self.timeout  # geventhttpclient's read timeout
+
+    def in_warmup(self, t_start: float) -> bool:
+        if self.first_start is None:
+            self.first_start = t_start
+        return self.warmup_s > 0 and t_start < self.first_start + self.warmup_s
+
+    def default_prompt(self) -> str:
+        """A synthetic prompt of ``--llm-prompt-tokens`` words (one word ≈ one token)."""
+        from locust_llm.workload.synthetic import fit_text
+
+        text, _ = fit_text(self._rng, self.prompt_tokens)
+        return text
+
+    def resolve_model(self, host: str | None) -> str:
+        if self.model:
+            return self.model
+        import gevent.lock
+
+        if self._models_lock is None:
+            self._models_lock = gevent.lock.Semaphore()
+        with self._models_lock:
+            if not self.model:
+                self.model = fetch_first_model(host, self.auth_header, self.timeout)
+        return self.model
+
+    def finish(self, res: LLMResult) -> None:
+        """Account one finished request: stats rows, collector, record, event."""
+        self.collector.request_finished()
+        env = self.environment
+        if not res.warmup and res.ok:
+            stats = env.stats
+            if res.ttft is not None:
+                stats.get("TTFT", "LLM").log(res.ttft, 0)
+            tpot = res.tpot
+            if tpot is not None:
+                stats.get("TPOT", "LLM").log(tpot, 0)
+            if res.itl:
+                entry = stats.get("ITL", "LLM")
+                log_gap = entry.log
+                for gap in res.itl:
+                    log_gap(gap, 0)
+        self.collector.add(res)
+        if self._records is not None:
+            try:
+                self._records.write(res.to_json_line())
+            except OSError as e:
+                log.error("cannot write --llm-records (%s); records stop here, the run goes on", e)
+                self._records = None
+        env.events.llm_request.fire(result=res, environment=env)
+        if self.token_events and res.ttft is not None:
+            fire = env.events.llm_token.fire
+            t = res.ttft
+            fire(result=res, index=0, t_ms=t)
+            for i, gap in enumerate(res.itl, 1):
+                t += gap
+                fire(result=res, index=i, t_ms=t)
+
+    # -- summary ---------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        import locust
+
+        env = self.environment
+        meta = {
+            "model": self.model,
+            "host": env.host,
+            "peak_users": self.peak_users,
+            "timestamps": self.timestamps_mode,
+            "locust_version": locust.__version__,
+            "locust_llm_version": __version__,
+            "warmup_s": self.warmup_s,
+            "slo": [s.expr for s in self.slos],
+        }
+        s = summarize(self.collector, meta=meta)
+        s["slo"] = evaluate(self.slos, s)
+        self.last_summary = s
+        return s
+
+    def close(self) -> None:
+        if self._records is not None:
+            self._records.close()
+            self._records = None
+
+
+def fetch_first_model(host: str | None, auth_header: str | None, timeout: float) -> str:
+    """GET /v1/models and take the first id (what vLLM serves); a clear error otherwise."""
+    from geventhttpclient import URL, HTTPClient
+
+    if not host:
+        raise RuntimeError("no host to ask for models: pass --host or --llm-model")
+    url = URL(host.rstrip("/") + "/v1/models")
+    headers = {"Authorization": auth_header} if auth_header else {}
+    try:
+        client = HTTPClient.from_url(url, connection_timeout=10, network_timeout=timeout)
+        try:
+            resp = client.get(url.request_uri, headers=headers)
+            body = resp.read()
+            status = resp.status_code
+        finally:
+            client.close()
+    except Exception as e:
+        raise RuntimeError(f"cannot list models at {url}: {type(e).__name__}: {e}") from e
+    if status != 200:
+        from locust_llm.protocol import error_message
+
+        raise RuntimeError(f"GET {url} failed: {error_message(status, body)}")
+    try:
+        ids = [m["id"] for m in orjson.loads(body)["data"]]
+    except Exception as e:
+        raise RuntimeError(f"GET {url}: not an OpenAI model list; pass --llm-model") from e
+    if not ids:
+        raise RuntimeError(f"GET {url}: the server lists no models; pass --llm-model")
+    return ids[0]
+
+
+_RUNTIMES: dict[int, LLMRuntime] = {}
+
+
+def runtime(environment: Any) -> LLMRuntime:
+    """The environment's runtime, created on first use (also for Environments built in tests)."""
+    rt = getattr(environment, "llm", None)
+    if rt is None:
+        rt = LLMRuntime(environment)
+        environment.llm = rt
+    return rt
+
+
+# -- listeners ------------------------------------------------------------------------------
+_ENV_REF: dict[str, Any] = {}
+
+
+def _current_env() -> Any:
+    """This process's Environment: some Locust events don't pass it to their listeners."""
+    return _ENV_REF.get("env")
+
+
+@events.init.add_listener
+def _remember_env(environment: Any, **_kw: Any) -> None:
+    _ENV_REF["env"] = environment
+
+
+@events.init.add_listener
+def _on_init(environment: Any, **_kw: Any) -> None:
+    opts = environment.parsed_options
+    if opts is None:
+        return
+    try:
+        for expr in opts.llm_slo or []:
+            parse_slo(expr)
+    except SLOError as e:
+        sys.stderr.write(f"locust-llm: --llm-slo: {e}\n")
+        sys.exit(2)
+    rt = runtime(environment)
+    if not isinstance(environment.runner, WorkerRunner):
+        from locust_llm import embedded
+
+        embedded.start_backend(environment, rt)
+
+
+@events.report_to_master.add_listener
+def _on_report_to_master(client_id: str, data: dict, **_kw: Any) -> None:
+    env = _current_env()
+    if env is not None:
+        data["llm"] = runtime(env).collector.take_delta()
+
+
+@events.worker_report.add_listener
+def _on_worker_report(client_id: str, data: dict, **_kw: Any) -> None:
+    env = _current_env()
+    if env is not None and data.get("llm"):
+        runtime(env).collector.merge_delta(data["llm"])
+
+
+@events.reset_stats.add_listener
+def _on_reset_stats(**_kw: Any) -> None:
+    env = _current_env()
+    if env is not None:
+        rt = runtime(env)
+        rt.collector.reset()
+        rt.first_start = None
+
+
+@events.spawning_complete.add_listener
+def _on_spawning_complete(user_count: int, **_kw: Any) -> None:
+    env = _current_env()
+    if env is None:
+        return
+    rt = runtime(env)
+    rt.peak_users = max(rt.peak_users, user_count)
+    # --reset-stats resets Locust's stats here without firing reset_stats: follow it
+    if env.parsed_options is not None and getattr(env.parsed_options, "reset_stats", False):
+        rt.collector.reset()
+        rt.first_start = None
+
+
+@events.quitting.add_listener
+def _on_quitting(environment: Any, **_kw: Any) -> None:
+    rt = runtime(environment)
+    try:
+        if not isinstance(environment.runner, WorkerRunner):
+            write_summary(environment, rt)
+    finally:
+        rt.close()
+        from locust_llm import embedded
+
+        embedded.stop_backend(rt)
+
+
+def write_summary(environment: Any, rt: LLMRuntime) -> dict[str, Any]:
+    s = rt.summary()
+    out = logging.getLogger("locust.stats_logger")  # Locust's plain console logger
+    for line in format_summary(s):
+        out.info(line)
+    rows = s["slo"]
+    if rows:
+        for line in format_rows(rows):
+            out.info(f"SLO {line}")
+        if not all(r["passed"] for r in rows):
+            environment.process_exit_code = SLO_EXIT_CODE
+    if rt.summary_path:
+        path = rt.summary_path
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = f"{path}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(orjson.dumps(s, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+        os.replace(tmp, path)
+        log.info("LLM summary written to %s", path)
+    return s
+
+
+def format_summary(s: dict[str, Any]) -> list[str]:
+    """The block ``vllm bench serve`` prints, so numbers can be compared line by line."""
+    w = 50
+    lines = ["{s:{c}^{n}}".format(s=" LLM Benchmark Result (locust-llm) ", n=w, c="=")]
+
+    def row(label: str, value: Any, fmt: str = "{:<10.2f}") -> None:
+        lines.append(f"{label:<40}" + (fmt.format(value) if value is not None else "n/a"))
+
+    row("Successful requests:", s["completed"], "{:<10}")
+    row("Failed requests:", s["failed"], "{:<10}")
+    row("Aborted requests:", s["aborted"], "{:<10}")
+    row("Benchmark duration (s):", s["duration"])
+    row("Total input tokens:", s["total_input_tokens"], "{:<10}")
+    row("Total generated tokens:", s["total_output_tokens"], "{:<10}")
+    row("Request throughput (req/s):", s["request_throughput"])
+    if s.get("request_goodput") is not None:
+        row("Request goodput (req/s):", s["request_goodput"])
+    row("Output token throughput (tok/s):", s["output_throughput"])
+    row("Peak output token throughput (tok/s):", s["max_output_tokens_per_s"])
+    row("Total token throughput (tok/s):", s["total_token_throughput"])
+    for key, title in (
+        ("ttft", "Time to First Token"),
+        ("tpot", "Time per Output Token (excl. 1st token)"),
+        ("itl", "Inter-token Latency"),
+        ("e2el", "End-to-end Latency"),
+    ):
+        lines.append("{s:{c}^{n}}".format(s=title, n=w, c="-"))
+        row(f"Mean {key.upper()} (ms):", s[f"mean_{key}_ms"])
+        row(f"Median {key.upper()} (ms):", s[f"median_{key}_ms"])
+        row(f"P99 {key.upper()} (ms):", s[f"p99_{key}_ms"])
+    lines.append("=" * w)
+    return lines

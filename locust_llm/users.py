@@ -1,0 +1,325 @@
+"""Locust users that stream OpenAI-compatible requests and time every token chunk.
+
+The stream loop is the hot path of the whole tool: at 100k+ tokens/s in one process every
+microsecond per chunk is a percent of the client's CPU, and any CPU the client burns shows up
+as latency it attributes to the server. So the loop reads lines straight from
+geventhttpclient's response (``readline``, not ``iter_content``, which waits for 1 KiB), takes
+one ``perf_counter()`` per line, decodes each event with one ``orjson.loads`` and defers
+everything else (histograms, stats rows, records) to the end of the request.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import gevent
+import orjson
+from geventhttpclient.response import HTTPParseError
+from locust import FastHttpUser, task
+
+from locust_llm import plugin
+from locust_llm.metrics.record import LLMResult
+from locust_llm.protocol import (
+    CHAT_PATH,
+    COMPLETIONS_PATH,
+    DONE,
+    ProtocolError,
+    chat_body,
+    completions_body,
+    error_message,
+    parse_chunk,
+)
+from locust_llm.sse import SSEError, SSEParser
+
+__all__ = ["LLMUser", "OpenAIChatUser", "OpenAICompletionsUser", "LLMResult"]
+
+_perf = time.perf_counter
+
+
+class LLMUser(FastHttpUser):
+    """Base class: connection settings and the stream loop shared by chat and completions.
+
+    ``network_timeout`` is the longest silence tolerated while reading (queueing + prefill +
+    one token); a request that sees no byte for that long fails with a read-timeout message.
+    """
+
+    abstract = True
+    network_timeout = 600.0
+    connection_timeout = 10.0
+    concurrency = 1  # one streamed request at a time per user; keep-alive reuses it
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        self.llm = plugin.runtime(environment)
+        self._headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+            "Accept-Encoding": "identity",
+        }
+        self.llm.install_client(self.client)
+
+    # -- public API -------------------------------------------------------------------------
+    @property
+    def model(self) -> str:
+        """The model to ask for: ``--llm-model``, else the server's first ``/v1/models`` id."""
+        return self.llm.resolve_model(self.host)
+
+    def stream_request(
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        name: str | None = None,
+        prompt_tokens: int | None = None,
+        queue_time: float = 0.0,
+    ) -> LLMResult:
+        """POST ``body`` to ``path`` with streaming and measure it. Never raises on failure:
+        the failure is in Locust's stats and in ``result.error`` (``GreenletExit`` is re-raised
+        after the request is recorded as aborted, so stopping users stays immediate)."""
+        llm = self.llm
+        name = name or f"POST {path}"
+        res = LLMResult(name=name, model=str(body.get("model", "")), queue_time=queue_time)
+        headers = self._headers
+        auth = llm.auth_header
+        if auth:
+            headers = {**headers, "Authorization": auth}
+        data = orjson.dumps(body)
+        res.t_start = time.time()
+        res.warmup = llm.in_warmup(res.t_start)
+        llm.collector.request_started(res.t_start)
+        t0 = _perf()
+        try:
+            with self.client.request(
+                "POST",
+                path,
+                name=name,
+                data=data,
+                headers=headers,
+                stream=True,
+                catch_response=True,
+            ) as r:
+                try:
+                    res.status = r.status_code or 0
+                    err = getattr(r, "error", None)
+                    if err is not None and not res.status:
+                        res.error = _connect_error(err, self.host)
+                    elif res.status != 200:
+                        res.error = error_message(res.status, _body(r))
+                    elif not _is_event_stream(r):
+                        res.error = _not_a_stream(r)
+                    else:
+                        self._read_stream(r, res, t0, prompt_tokens)
+                except gevent.GreenletExit:
+                    res.aborted = True
+                    res.error = "aborted: user stopped while the request was in flight"
+                    raise
+                except (ProtocolError, SSEError) as e:
+                    res.error = f"malformed stream: {e}"
+                except (TimeoutError, gevent.Timeout):
+                    res.error = (
+                        f"read timeout: no data for {self.network_timeout:g}s "
+                        "(server stuck or queue too long? raise --llm-timeout)"
+                    )
+                except (ConnectionError, OSError) as e:
+                    res.error = f"connection lost mid-stream: {type(e).__name__}: {e}"
+                except Exception as e:  # anything else must still be a counted failure
+                    res.error = f"{type(e).__name__}: {e}"
+                finally:
+                    if res.stream_closed is None:
+                        res.stream_closed = (_perf() - t0) * 1000
+                    meta = r.request_meta
+                    meta["response_time"] = res.e2e if res.e2e is not None else res.stream_closed
+                    meta["response_length"] = res.output_tokens
+                    if res.error is not None:
+                        r.failure(res.error)
+                    else:
+                        r.success()
+        finally:
+            llm.finish(res)
+        return res
+
+    # -- the hot loop -------------------------------------------------------------------------
+    def _read_stream(self, r: Any, res: LLMResult, t0: float, prompt_tokens: int | None) -> None:
+        stream = r.stream
+        readline = stream.readline
+        feed_line = SSEParser().feed_line
+        perf = _perf
+        itl = res.itl
+        append_gap = itl.append
+        pieces: list[str] = []
+        add_piece = pieces.append
+        first = last = None
+        data_stamp = None
+        chunks = 0
+        done = False
+        usage = None
+        while True:
+            try:
+                line = readline(b"\n")
+            except HTTPParseError:  # connection closed inside the chunked body: judged below
+                break
+            now = perf()
+            if not line:
+                break
+            ev = feed_line(line)
+            if ev is None:
+                if data_stamp is None and line[:4] == b"data":
+                    data_stamp = now
+                continue
+            stamp = data_stamp if data_stamp is not None else now
+            data_stamp = None
+            c = parse_chunk(ev.data)
+            if c.is_token:
+                if last is None:
+                    first = stamp
+                else:
+                    append_gap((stamp - last) * 1000)
+                last = stamp
+                chunks += 1
+                if c.has_content and res.ttft_content is None:
+                    res.ttft_content = (stamp - t0) * 1000
+                if c.text:
+                    add_piece(c.text)
+                if c.finish_reason is not None:
+                    res.finish_reason = c.finish_reason
+                if c.usage is not None:
+                    usage = c.usage
+                if res.id is None:
+                    res.id = c.id
+            elif c is DONE:
+                done = True
+            elif c.error is not None:
+                if res.error is None:
+                    res.error = f"error event mid-stream: {c.error}"
+            elif c.usage is not None:
+                usage = c.usage
+        res.stream_closed = (perf() - t0) * 1000
+        res.token_chunks = chunks
+        res.text = "".join(pieces)
+        if first is not None:
+            res.ttft = (first - t0) * 1000
+            res.e2e = (last - t0) * 1000  # type: ignore[operator]
+        if usage:
+            res.output_tokens = int(usage.get("completion_tokens") or 0)
+            res.prompt_tokens = usage.get("prompt_tokens", prompt_tokens)
+        else:
+            res.output_tokens = chunks
+            res.prompt_tokens = prompt_tokens
+        if res.error is None:
+            if not done and res.finish_reason is None:
+                res.error = (
+                    "stream truncated: closed before any finish_reason and without [DONE] "
+                    "(replica crashed or connection dropped)"
+                )
+            elif chunks == 0:
+                res.error = "stream ended without any token chunk"
+
+
+def _body(r: Any) -> bytes:
+    try:
+        content = r.content
+    except Exception:
+        return b""
+    return content if isinstance(content, bytes) else (content or "").encode()
+
+
+def _is_event_stream(r: Any) -> bool:
+    ctype = (r.headers.get("content-type") or "") if r.headers else ""
+    return not ctype or ctype.startswith("text/event-stream")
+
+
+def _not_a_stream(r: Any) -> str:
+    ctype = r.headers.get("content-type") or ""
+    body = _body(r)
+    if ctype.startswith("application/json"):
+        return (
+            "HTTP 200 with a JSON body instead of an event stream: the server ignored "
+            f"stream=true ({body[:80].decode('utf-8', 'replace')!r})"
+        )
+    return (
+        f"HTTP 200 with Content-Type {ctype!r}, not text/event-stream: "
+        "is this an OpenAI-compatible endpoint?"
+    )
+
+
+def _connect_error(err: BaseException, host: str | None) -> str:
+    kind = type(err).__name__
+    if isinstance(err, ConnectionRefusedError):
+        return f"connection refused by {host}: is the server running and the port right? ({kind})"
+    if isinstance(err, (TimeoutError, gevent.Timeout)):
+        return f"connect timeout to {host}: host unreachable or firewalled? ({kind})"
+    text = str(err) or kind
+    if "SSL" in kind or "ssl" in text.lower():
+        return f"TLS error talking to {host}: wrong scheme (http vs https)? ({kind}: {text})"
+    return f"cannot reach {host}: {kind}: {text}"
+
+
+class OpenAIChatUser(LLMUser):
+    """Streams ``/v1/chat/completions``. Subclass it and call :meth:`chat` from tasks."""
+
+    abstract = True
+    path = CHAT_PATH
+
+    def chat(
+        self,
+        messages: list[dict[str, Any]] | str,
+        max_tokens: int | None = None,
+        *,
+        name: str | None = None,
+        prompt_tokens: int | None = None,
+        queue_time: float = 0.0,
+        **extra: Any,
+    ) -> LLMResult:
+        """One streamed chat request; ``extra`` goes into the body (temperature, model...)."""
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        llm = self.llm
+        body = chat_body(
+            extra.pop("model", None) or self.model,
+            messages,
+            max_tokens if max_tokens is not None else llm.max_tokens,
+            ignore_eos=extra.pop("ignore_eos", llm.ignore_eos),
+            **extra,
+        )
+        return self.stream_request(
+            self.path, body, name=name, prompt_tokens=prompt_tokens, queue_time=queue_time
+        )
+
+    @task
+    def default_chat(self) -> None:
+        """Default task: one synthetic prompt of ``--llm-prompt-tokens`` tokens."""
+        self.chat(self.llm.default_prompt())
+
+
+class OpenAICompletionsUser(LLMUser):
+    """Streams ``/v1/completions``. Subclass it and call :meth:`complete` from tasks."""
+
+    abstract = True
+    path = COMPLETIONS_PATH
+
+    def complete(
+        self,
+        prompt: str | list[int],
+        max_tokens: int | None = None,
+        *,
+        name: str | None = None,
+        prompt_tokens: int | None = None,
+        queue_time: float = 0.0,
+        **extra: Any,
+    ) -> LLMResult:
+        llm = self.llm
+        body = completions_body(
+            extra.pop("model", None) or self.model,
+            prompt,
+            max_tokens if max_tokens is not None else llm.max_tokens,
+            ignore_eos=extra.pop("ignore_eos", llm.ignore_eos),
+            **extra,
+        )
+        return self.stream_request(
+            self.path, body, name=name, prompt_tokens=prompt_tokens, queue_time=queue_time
+        )
+
+    @task
+    def default_complete(self) -> None:
+        self.complete(self.llm.default_prompt())

@@ -1,0 +1,206 @@
+"""The stream loop against scripted servers: metrics per vLLM's definitions, every failure counted."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from locust.env import Environment
+from locust.event import Events
+
+from locust_llm import OpenAIChatUser, OpenAICompletionsUser
+from tests.client.fakeserver import FakeServer, chunked, plain, sse
+
+ROLE = b'{"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}'
+
+
+def tok(text: str, finish: str | None = None) -> bytes:
+    return orjson.dumps(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish}],
+        }
+    )
+
+
+USAGE = b'{"id":"chatcmpl-1","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}'
+
+
+class Chat(OpenAIChatUser):
+    abstract = True
+    network_timeout = 1.0
+
+
+@pytest.fixture
+def server():
+    s = FakeServer()
+    yield s
+    s.stop()
+
+
+def user(url: str, cls=Chat):
+    env = Environment(user_classes=[cls], events=Events(), host=url)
+    env.create_local_runner()  # hooks Locust's stats to the request event
+    u = type("U", (cls,), {"abstract": False, "host": url})(env)
+    u.llm.model = "m"
+    return env, u
+
+
+def test_metrics_follow_vllm_definitions(server):
+    # role chunk at 50 ms, tokens 20 ms apart, finish on the last, usage, [DONE]
+    server.routes["/v1/chat/completions"] = chunked(
+        [
+            (0.05, b"data: " + ROLE + b"\n\n"),
+            (0.02, b"data: " + tok("a") + b"\n\n"),
+            (0.02, b"data: " + tok("b") + b"\n\n"),
+            (0.02, b"data: " + tok("c", "length") + b"\n\n"),
+            (0.0, b"data: " + USAGE + b"\n\n"),
+            (0.0, b"data: [DONE]\n\n"),
+        ]
+    )
+    env, u = user(server.url)
+    r = u.chat("hi", max_tokens=3)
+    assert r.error is None and r.ok
+    assert r.id == "chatcmpl-1" and r.text == "abc" and r.finish_reason == "length"
+    assert 45 <= r.ttft <= 120, r.ttft  # the role chunk counts, as in vLLM
+    assert r.ttft_content > r.ttft + 10  # first content chunk, guidellm's definition
+    assert len(r.itl) == 3 and all(12 <= g <= 60 for g in r.itl), r.itl
+    assert r.output_tokens == 3 and r.prompt_tokens == 7 and r.token_chunks == 4
+    assert r.e2e == pytest.approx(r.ttft + sum(r.itl), abs=0.01)
+    assert r.tpot == pytest.approx((r.e2e - r.ttft) / 2)
+    stats = env.stats
+    assert stats.get("TTFT", "LLM").num_requests == 1
+    assert stats.get("ITL", "LLM").num_requests == 3
+    row = stats.get("POST /v1/chat/completions", "POST")
+    assert row.num_requests == 1 and row.num_failures == 0
+    assert row.total_content_length == 3  # output tokens as the row's length
+    assert abs(row.max_response_time - r.e2e) < 1  # E2E as the row's response time
+    assert ("TTFT", "LLM") not in [(e.name, e.method) for e in [stats.total]]
+    assert stats.total.num_requests == 1  # LLM rows stay out of Aggregated
+
+
+def test_stream_ending_after_finish_without_done_is_complete(server):
+    server.routes["/v1/chat/completions"] = chunked(sse(ROLE, tok("x", "stop")))
+    _, u = user(server.url)
+    r = u.chat("hi")
+    assert r.error is None and r.output_tokens == 2  # no usage: token chunks
+
+
+@pytest.mark.parametrize(
+    ("script", "needle"),
+    [
+        (chunked(sse(ROLE, tok("x")), end=False), "truncated"),
+        (chunked(sse(ROLE, tok("x"))), "truncated"),  # clean end, but no finish and no [DONE]
+        (
+            chunked(
+                sse(
+                    ROLE,
+                    b'{"error":{"message":"boom","type":"InternalServerError","code":500}}',
+                    b"[DONE]",
+                )
+            ),
+            "mid-stream: boom",
+        ),
+        (chunked(sse(ROLE, b"{not json")), "invalid JSON"),
+        (chunked(sse(b'{"hello":1}')), "not an OpenAI-compatible"),
+        (
+            plain(
+                "401 Unauthorized",
+                b'{"error":{"message":"invalid api key","type":"Unauthorized","code":401}}',
+            ),
+            "HTTP 401: invalid api key",
+        ),
+        (
+            plain(
+                "404 Not Found",
+                b'{"object":"error","message":"The model `x` does not exist.","type":"NotFoundError","code":404}',
+            ),
+            "HTTP 404: The model `x` does not exist.",
+        ),
+        (
+            plain(
+                "400 Bad Request",
+                b'{"error":{"message":"too long","type":"BadRequestError","code":400}}',
+            ),
+            "HTTP 400: too long",
+        ),
+        (plain("429 Too Many Requests", b'{"error":{"message":"slow down"}}'), "HTTP 429"),
+        (plain("500 Internal Server Error", b"oops"), "HTTP 500: oops"),
+        (
+            plain("503 Service Unavailable", b'{"error":{"message":"queue full"}}'),
+            "HTTP 503: queue full",
+        ),
+        (plain("200 OK", b"<html>hello</html>", "text/html"), "not text/event-stream"),
+        (plain("200 OK", b'{"id":"x","choices":[]}'), "ignored stream=true"),
+        (chunked(sse(b"[DONE]")), "without any token"),
+        (
+            [
+                (
+                    0.0,
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n",
+                ),
+                (3.0, b""),
+            ],
+            "read timeout",
+        ),
+        ("reset", ""),
+    ],
+)
+def test_failures_are_counted_with_clear_messages(server, script, needle):
+    server.routes["/v1/chat/completions"] = script
+    env, u = user(server.url)
+    r = u.chat("hi")
+    assert r.error is not None and needle in r.error, r.error
+    row = env.stats.get("POST /v1/chat/completions", "POST")
+    assert row.num_failures == 1
+    assert len(env.stats.errors) == 1
+    assert env.stats.get("TTFT", "LLM").num_requests == 0  # failed requests stay out of LLM rows
+    assert env.llm.collector.merged().failed == 1
+
+
+def test_connection_refused_is_a_clear_failure():
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    env, u = user(f"http://127.0.0.1:{port}")
+    r = u.chat("hi")
+    assert "connection refused" in r.error and "is the server running" in r.error
+    assert env.stats.get("POST /v1/chat/completions", "POST").num_failures == 1
+
+
+def test_greenlet_exit_counts_as_aborted(server):
+    import gevent
+
+    server.routes["/v1/chat/completions"] = chunked(sse(ROLE) + [(5.0, b"data: [DONE]\n\n")])
+    env, u = user(server.url)
+    u.network_timeout = 10
+    g = gevent.spawn(u.chat, "hi")
+    gevent.sleep(0.3)
+    g.kill(gevent.GreenletExit)
+    assert env.stats.get("POST /v1/chat/completions", "POST").num_failures == 1
+    w = env.llm.collector.merged()
+    assert w.aborted == 1 and w.failed == 0
+
+
+def test_completions_text_and_records(server, tmp_path):
+    def c(text, finish=None):
+        return orjson.dumps(
+            {
+                "id": "cmpl-9",
+                "object": "text_completion",
+                "choices": [{"index": 0, "text": text, "finish_reason": finish}],
+            }
+        )
+
+    server.routes["/v1/completions"] = chunked(sse(c("he"), c("llo", "stop"), b"[DONE]"))
+
+    class Comp(OpenAICompletionsUser):
+        abstract = True
+
+    env, u = user(server.url, Comp)
+    r = u.complete("say hello")
+    assert r.text == "hello" and r.id == "cmpl-9" and r.ttft_content == r.ttft
+    assert r.finish_reason == "stop" and r.output_tokens == 2
