@@ -1,0 +1,147 @@
+"""vLLM's Prometheus metrics, exposed through a prometheus_client registry.
+
+Names, labels (``model_name``, ``engine``) and histogram bucket edges are vLLM's
+(vllm/v1/metrics/loggers.py). Counters are created without the ``_total`` suffix because
+prometheus_client appends it, giving exactly vLLM's ``vllm:prompt_tokens_total`` etc.
+Histograms are a small custom collector: ITL is observed once per token, and the emulator
+writes up to a million tokens per second, so ``observe_many`` (one bisect per write, not per
+token) matters; the exposition is still produced by prometheus_client's ``generate_latest``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable, Iterable
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+                10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)  # fmt: skip
+ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+               10.0, 20.0, 40.0, 80.0)  # fmt: skip
+REQUEST_LATENCY_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0,
+                           50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0)  # fmt: skip
+FINISH_REASONS = ("stop", "length", "abort")
+
+prometheus_client.disable_created_metrics()
+
+
+class BucketHistogram:
+    """Cumulative-bucket histogram with a cheap ``observe_many`` (gevent: no locks needed)."""
+
+    def __init__(self, edges: Iterable[float]) -> None:
+        self.edges = tuple(edges)
+        self.counts = [0] * (len(self.edges) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.edges, value)] += 1
+        self.sum += value
+
+    def observe_many(self, value: float, n: int) -> None:
+        """n observations of the same value (tokens written in one send share a gap)."""
+        if n > 0:
+            self.counts[bisect_left(self.edges, value)] += n
+            self.sum += value * n
+
+    def buckets(self) -> list[tuple[str, float]]:
+        out, acc = [], 0
+        for edge, c in zip(self.edges, self.counts):
+            acc += c
+            out.append((repr(float(edge)), acc))
+        out.append(("+Inf", acc + self.counts[-1]))
+        return out
+
+
+class _HistogramCollector(Collector):
+    def __init__(self, labels: list[str], hists: dict[str, tuple[str, BucketHistogram]]) -> None:
+        self.labels = labels
+        self.hists = hists
+
+    def collect(self):
+        for name, (doc, h) in self.hists.items():
+            fam = HistogramMetricFamily(name, doc, labels=["model_name", "engine"])
+            fam.add_metric(self.labels, h.buckets(), h.sum)
+            yield fam
+
+    def describe(self):
+        return []
+
+
+class EngineMetrics:
+    """All metrics of one emulator; ``render()`` is the /metrics body."""
+
+    def __init__(self, model_name: str, state: Callable[[], tuple[int, int, float]]) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._state = state
+        labels = ["model_name", "engine"]
+        values = [model_name, "0"]
+        r = self.registry
+        self.running = Gauge("vllm:num_requests_running", "Number of requests in model execution batches.",
+                             labels, registry=r).labels(*values)  # fmt: skip
+        self.waiting = Gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.",
+                             labels, registry=r).labels(*values)  # fmt: skip
+        self.kv_usage = Gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.",
+                              labels, registry=r).labels(*values)  # fmt: skip
+        self.prompt_tokens = Counter("vllm:prompt_tokens", "Number of prefill tokens processed.",
+                                     labels, registry=r).labels(*values)  # fmt: skip
+        self.generation_tokens = Counter("vllm:generation_tokens", "Number of generation tokens processed.",
+                                         labels, registry=r).labels(*values)  # fmt: skip
+        self.preemptions = Counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.",
+                                   labels, registry=r).labels(*values)  # fmt: skip
+        success = Counter("vllm:request_success", "Count of successfully processed requests.",
+                          labels + ["finished_reason"], registry=r)  # fmt: skip
+        self.success = {reason: success.labels(*values, reason) for reason in FINISH_REASONS}
+        self.prefix_queries = Counter("vllm:prefix_cache_queries", "Prefix cache queries, in terms of "
+                                      "number of queried tokens.", labels, registry=r).labels(*values)  # fmt: skip
+        self.prefix_hits = Counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of "
+                                   "cached tokens.", labels, registry=r).labels(*values)  # fmt: skip
+        self.ttft = BucketHistogram(TTFT_BUCKETS)
+        self.itl = BucketHistogram(ITL_BUCKETS)
+        self.e2e = BucketHistogram(REQUEST_LATENCY_BUCKETS)
+        self.queue = BucketHistogram(REQUEST_LATENCY_BUCKETS)
+        r.register(
+            _HistogramCollector(
+                values,
+                {
+                    "vllm:time_to_first_token_seconds": (
+                        "Histogram of time to first token in seconds.",
+                        self.ttft,
+                    ),
+                    "vllm:inter_token_latency_seconds": (
+                        "Histogram of inter-token latency in seconds.",
+                        self.itl,
+                    ),
+                    "vllm:e2e_request_latency_seconds": (
+                        "Histogram of e2e request latency in seconds.",
+                        self.e2e,
+                    ),
+                    "vllm:request_queue_time_seconds": (
+                        "Histogram of time spent in WAITING phase for request.",
+                        self.queue,
+                    ),
+                },
+            )
+        )
+
+    def render(self) -> bytes:
+        """Prometheus text exposition, gauges sampled from the engine now."""
+        running, waiting, kv = self._state()
+        self.running.set(running)
+        self.waiting.set(waiting)
+        self.kv_usage.set(kv)
+        return generate_latest(self.registry)
+
+    def finished(self, reason: str, ttft: float | None, e2e: float, queue: float) -> None:
+        """Record one finished request (any finish reason, abort included)."""
+        self.success.get(reason, self.success["abort"]).inc()
+        if ttft is not None:
+            self.ttft.observe(ttft)
+        self.e2e.observe(e2e)
+        self.queue.observe(queue)
+
+
+CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST

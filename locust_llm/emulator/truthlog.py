@@ -1,0 +1,35 @@
+"""``--emu-truth-log``: the emulator's own record of when it wrote each token.
+
+One JSON line per finished request: ``{"id", "t_arrival", "t_send": [...]}``. Times are
+``time.perf_counter()`` seconds, which on Linux is CLOCK_MONOTONIC (the same clock a client on
+the same host reads with ``time.monotonic()``/``perf_counter()``), taken just before the socket
+write that carries the chunk; for chat the first entry is the role chunk. Chunks written in one
+send share a time. Lines are buffered and flushed every 256 requests and at exit.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+
+class TruthLog:
+    def __init__(self, path: str) -> None:
+        self._f = open(path, "ab")
+        self._buf: list[bytes] = []
+
+    def record(self, rid: str, t_arrival: float, t_send: list[float], **extra) -> None:
+        self._buf.append(
+            orjson.dumps({"id": rid, "t_arrival": t_arrival, "t_send": t_send, **extra}) + b"\n"
+        )
+        if len(self._buf) >= 256:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buf:
+            self._f.write(b"".join(self._buf))
+            self._buf.clear()
+        self._f.flush()
+
+    def close(self) -> None:
+        self.flush()
+        self._f.close()

@@ -1,0 +1,232 @@
+"""vLLM's OpenAI wire format, byte-exact, built from templates so a token costs ~100 ns.
+
+Streaming chunks follow vLLM 0.33 (`model_dump_json(exclude_unset=True)` of its pydantic
+models): chat starts with a role chunk ``delta: {"role": "assistant", "content": ""}``, then one
+chunk per token with ``delta.content``; the last token chunk carries ``finish_reason`` and
+``stop_reason``; with ``stream_options.include_usage`` a ``"choices": []`` chunk with ``usage``
+follows; ``continuous_usage_stats`` adds ``usage`` to every chunk; then ``data: [DONE]``.
+Completions chunks are ``object: "text_completion"`` with ``choices[].text`` and no role chunk.
+Every SSE event is ``data: <json>\\n\\n``.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+DONE = b"data: [DONE]\n\n"
+
+ERROR_TYPES = {
+    400: "BadRequestError",
+    401: "Unauthorized",
+    404: "NotFoundError",
+    429: "RateLimitError",
+    500: "InternalServerError",
+    503: "ServiceUnavailableError",
+}
+
+
+def error_body(code: int, message: str, param: str | None = None) -> bytes:
+    """vLLM's error JSON: ``{"error": {"message", "type", "param", "code"}}``."""
+    err = {"message": message, "type": ERROR_TYPES.get(code, "Error"), "param": param, "code": code}
+    return orjson.dumps({"error": err})
+
+
+def error_event(code: int, message: str) -> bytes:
+    """A mid-stream error as vLLM sends it inside a 200 stream."""
+    return b"data: " + error_body(code, message) + b"\n\n"
+
+
+def _usage(prompt: int, completion: int) -> bytes:
+    return b'{"prompt_tokens":%d,"total_tokens":%d,"completion_tokens":%d}' % (
+        prompt,
+        prompt + completion,
+        completion,
+    )
+
+
+class StreamEncoder:
+    """Builds the SSE bytes of one streamed request (chat or completions)."""
+
+    def __init__(
+        self,
+        chat: bool,
+        rid: str,
+        created: int,
+        model: str,
+        prompt_tokens: int,
+        include_usage: bool = False,
+        continuous_usage: bool = False,
+    ) -> None:
+        self.chat = chat
+        self.prompt_tokens = prompt_tokens
+        self.include_usage = include_usage
+        self.continuous = continuous_usage and include_usage
+        head = orjson.dumps(
+            {
+                "id": rid,
+                "object": "chat.completion.chunk" if chat else "text_completion",
+                "created": created,
+                "model": model,
+            }
+        )[:-1]  # drop the closing brace: choices etc. follow
+        self.head = b"data: " + head
+        if chat:
+            self.pre = self.head + b',"choices":[{"index":0,"delta":{"content":"'
+            self.mid = b'"},"logprobs":null,"finish_reason":'
+        else:
+            self.pre = self.head + b',"choices":[{"index":0,"text":"'
+            self.mid = b'","logprobs":null,"finish_reason":'
+        self.post_open = b',"stop_reason":null}]}\n\n' if not chat else b"}]}\n\n"
+        # the separator between two consecutive plain token chunks
+        self.sep = self.mid + b"null" + self.post_open + self.pre
+        if not chat:
+            self.sep = self.mid + b'null,"stop_reason":null}]}\n\n' + self.pre
+
+    def role_chunk(self) -> bytes:
+        """Chat only: the first chunk, ``delta: {"role": "assistant", "content": ""}``."""
+        tail = b',"usage":' + _usage(self.prompt_tokens, 0) if self.continuous else b""
+        return (
+            self.head + b',"choices":[{"index":0,"delta":{"role":"assistant","content":""},'
+            b'"logprobs":null,"finish_reason":null}]' + tail + b"}\n\n"
+        )
+
+    def tokens(
+        self,
+        pieces: list[bytes],
+        first_index: int,
+        finish: str | None = None,
+        stop_reason: str | None = None,
+    ) -> bytes:
+        """Chunks for ``pieces`` (escaped token texts, the first being token ``first_index``).
+
+        ``finish`` goes on the last piece's chunk (``stop`` / ``length``).
+        """
+        if not pieces:
+            return b""
+        if self.continuous:
+            return b"".join(
+                self._one(p, first_index + i, finish if i == len(pieces) - 1 else None, stop_reason)
+                for i, p in enumerate(pieces)
+            )
+        if finish is None:
+            return self.pre + self.sep.join(pieces) + self.mid + b"null" + self._close(None, None)
+        body = self.pre + self.sep.join(pieces[:-1]) + self.sep if len(pieces) > 1 else self.pre
+        return (
+            body
+            + pieces[-1]
+            + self.mid
+            + b'"'
+            + finish.encode()
+            + b'"'
+            + self._close(finish, stop_reason)
+        )
+
+    def _close(self, finish: str | None, stop_reason: str | None, usage: bytes = b"") -> bytes:
+        sr = orjson.dumps(stop_reason) if stop_reason is not None else b"null"
+        if self.chat:
+            choice_end = b',"stop_reason":' + sr + b"}]" if finish is not None else b"}]"
+        else:
+            choice_end = b',"stop_reason":' + sr + b"}]"
+        return choice_end + (b',"usage":' + usage if usage else b"") + b"}\n\n"
+
+    def _one(self, piece: bytes, index: int, finish: str | None, stop_reason: str | None) -> bytes:
+        fr = b'"' + finish.encode() + b'"' if finish else b"null"
+        usage = _usage(self.prompt_tokens, index + 1)
+        return self.pre + piece + self.mid + fr + self._close(finish, stop_reason, usage)
+
+    def usage_chunk(self, completion_tokens: int) -> bytes:
+        """The final ``"choices": []`` chunk carrying usage (include_usage only)."""
+        return (
+            self.head
+            + b',"choices":[],"usage":'
+            + _usage(self.prompt_tokens, completion_tokens)
+            + b"}\n\n"
+        )
+
+
+def chat_response(
+    rid: str,
+    created: int,
+    model: str,
+    text: str,
+    finish: str,
+    stop_reason: str | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+) -> bytes:
+    """Non-streaming ``chat.completion`` body as vLLM returns it."""
+    return orjson.dumps(
+        {
+            "id": rid,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": text,
+                        "refusal": None,
+                        "annotations": None,
+                        "audio": None,
+                        "function_call": None,
+                        "tool_calls": [],
+                        "reasoning_content": None,
+                    },
+                    "logprobs": None,
+                    "finish_reason": finish,
+                    "stop_reason": stop_reason,
+                }
+            ],
+            "service_tier": None,
+            "system_fingerprint": None,
+            "usage": _usage_dict(prompt_tokens, completion_tokens),
+            "prompt_logprobs": None,
+            "kv_transfer_params": None,
+        }
+    )
+
+
+def completion_response(
+    rid: str,
+    created: int,
+    model: str,
+    text: str,
+    finish: str,
+    stop_reason: str | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+) -> bytes:
+    """Non-streaming ``text_completion`` body as vLLM returns it."""
+    return orjson.dumps(
+        {
+            "id": rid,
+            "object": "text_completion",
+            "created": created,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "text": text,
+                    "logprobs": None,
+                    "finish_reason": finish,
+                    "stop_reason": stop_reason,
+                    "prompt_logprobs": None,
+                }
+            ],
+            "service_tier": None,
+            "system_fingerprint": None,
+            "usage": _usage_dict(prompt_tokens, completion_tokens),
+            "kv_transfer_params": None,
+        }
+    )
+
+
+def _usage_dict(prompt: int, completion: int) -> dict:
+    return {
+        "prompt_tokens": prompt,
+        "total_tokens": prompt + completion,
+        "completion_tokens": completion,
+        "prompt_tokens_details": None,
+    }
