@@ -1,0 +1,45 @@
+"""Shared fixtures: topology fixture trees and the emulator command for lifecycle tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from locust_llm.backends import Topology
+from locust_llm.backends.gpu import parse_gpu_topology
+from locust_llm.backends.topology import read_cpu_topology
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "topology"
+sys.path.insert(0, str(FIXTURES))
+from make_fixtures import materialize  # noqa: E402
+
+
+@pytest.fixture
+def sysfs(tmp_path):
+    """sysfs("sysfs-2s96c-2numa") -> a materialized sysfs root for that fixture."""
+
+    def make(name: str) -> Path:
+        dump = FIXTURES / (name if name.endswith(".txt") else name + ".txt")
+        return materialize(dump, tmp_path / dump.stem)
+
+    return make
+
+
+@pytest.fixture
+def cpu_topo(sysfs):
+    return lambda name: Topology(cpu=read_cpu_topology(sysfs(name)))
+
+
+def gpu_fixture(name: str):
+    d = FIXTURES / name
+    return parse_gpu_topology((d / "query-gpu.csv").read_text(), (d / "topo-m.txt").read_text())
+
+
+def emulator_cmd() -> list[str]:
+    """The real emulator once it exists; until then the tests' stdlib stand-in."""
+    if importlib.util.find_spec("locust_llm.emulator.__main__") is not None:
+        return [sys.executable, "-m", "locust_llm.emulator"]
+    return [sys.executable, str(Path(__file__).with_name("standin.py"))]
