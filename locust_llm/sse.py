@@ -35,10 +35,27 @@ class SSEEvent(NamedTuple):
     id: bytes = b""
 
 
+def _first_line_end(chunk: bytes) -> int:
+    cr = chunk.find(b"\r")
+    lf = chunk.find(b"\n")
+    if cr < 0:
+        return lf
+    return cr if lf < 0 or cr < lf else lf
+
+
 class SSEParser:
     """Feed bytes (any split) or whole lines; get back complete events in order."""
 
-    __slots__ = ("_buf", "_data", "_event", "_id", "_size", "_cr_pending", "max_event_bytes")
+    __slots__ = (
+        "_buf",
+        "_data",
+        "_event",
+        "_id",
+        "_size",
+        "_cr_pending",
+        "_skip",
+        "max_event_bytes",
+    )
 
     def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self.max_event_bytes = max_event_bytes
@@ -48,6 +65,7 @@ class SSEParser:
         self._id = b""
         self._size = 0
         self._cr_pending = False  # last feed() ended in '\r': a following '\n' belongs to it
+        self._skip = False  # an over-long line was dropped: discard bytes up to its line end
 
     @property
     def pending(self) -> bool:
@@ -55,7 +73,12 @@ class SSEParser:
         return bool(self._data or self._buf)
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        """Parse an arbitrary slice of the stream; return the events it completed."""
+        """Parse an arbitrary slice of the stream; return the events it completed.
+
+        Linear in the bytes fed, however they are split: bytes kept from earlier calls hold no
+        line end and are not searched again. After an :class:`SSEError` the parser has dropped
+        the offending event and resumes at the next line end.
+        """
         events: list[SSEEvent] = []
         if not chunk:
             return events
@@ -63,31 +86,47 @@ class SSEParser:
             self._cr_pending = False
             if chunk[:1] == b"\n":
                 chunk = chunk[1:]
+        if self._skip:  # rest of an over-long line: drop it up to its line end
+            cut = _first_line_end(chunk)
+            if cut < 0:
+                return events
+            self._skip = False
+            chunk = chunk[cut:]  # the line end then closes an empty line: harmless, state is reset
         buf = self._buf
+        scan = len(buf)
         buf += chunk
         start = 0
         n = len(buf)
-        while start < n:
-            cr = buf.find(b"\r", start)
-            lf = buf.find(b"\n", start)
-            if cr < 0 and lf < 0:
-                break
-            if cr < 0 or (0 <= lf < cr):
-                end, nxt = lf, lf + 1
-            else:
-                end = cr
-                if cr + 1 < n:
-                    nxt = cr + 2 if buf[cr + 1] == 0x0A else cr + 1
+        cr = buf.find(b"\r", scan)
+        lf = buf.find(b"\n", scan)
+        try:
+            while cr >= 0 or lf >= 0:
+                if cr < 0 or (0 <= lf < cr):
+                    end, nxt = lf, lf + 1
                 else:
-                    nxt = cr + 1
-                    self._cr_pending = True
-            ev = self._line(bytes(buf[start:end]))
-            if ev is not None:
-                events.append(ev)
-            start = nxt
+                    end = cr
+                    if cr + 1 < n:
+                        nxt = cr + 2 if buf[cr + 1] == 0x0A else cr + 1
+                    else:
+                        nxt = cr + 1
+                        self._cr_pending = True
+                ev = self._line(bytes(buf[start:end]))
+                if ev is not None:
+                    events.append(ev)
+                start = nxt
+                if 0 <= cr < start:
+                    cr = buf.find(b"\r", start)
+                if 0 <= lf < start:
+                    lf = buf.find(b"\n", start)
+        except SSEError:
+            buf.clear()
+            self._cr_pending = False
+            raise
         del buf[:start]
         if len(buf) > self.max_event_bytes:
+            buf.clear()
             self._reset()
+            self._skip = True
             raise SSEError(f"SSE line longer than {self.max_event_bytes} bytes without a line end")
         return events
 
@@ -97,10 +136,13 @@ class SSEParser:
         Faster than :meth:`feed` when the transport already splits on ``\\n``; a line that
         still holds ``\\r`` separators (servers using bare CR) is routed through :meth:`feed`.
         """
+        raw = line
         if line.endswith(b"\n"):
             line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
-        if b"\r" in line or self._buf:
-            events = self.feed(line + b"\n")
+        if b"\r" in line or self._buf or self._skip:
+            # feed the line with its own terminator: in b"data: x\r\r\n" the first '\r' ends a
+            # line and '\r\n' ends the blank one after it
+            events = self.feed(raw if raw is not line else raw + b"\n")
             if len(events) > 1:  # bare-CR stream: keep all but the last for the next call
                 raise SSEError("several events in one line; use feed() for bare-CR streams")
             return events[0] if events else None
@@ -148,5 +190,6 @@ class SSEParser:
         dropped = self.pending
         self._buf.clear()
         self._cr_pending = False
+        self._skip = False
         self._reset()
         return dropped
