@@ -60,7 +60,7 @@ def start_backend(environment: Any, rt: Any) -> None:
             serve_args=shlex.split(getattr(opts, "llm_serve_args", "") or ""),
         )
         run_dir = getattr(opts, "llm_run_dir", None) or tempfile.mkdtemp(prefix="locust-llm-")
-        stack = Stack(plan, run_dir=Path(run_dir), api_key=api_key, log=log.info)
+        stack = Stack(plan, run_dir=Path(run_dir), api_key=api_key, log=log.debug)
         rt.stack = stack
         stack.start()
     except BackendError as e:

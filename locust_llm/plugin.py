@@ -49,6 +49,7 @@ if not hasattr(events, "llm_request"):
 if not hasattr(events, "llm_token"):
     events.llm_token = EventHook()  # fn(result, index, t_ms, text) — only with --llm-token-events
 
+ABORTED = "aborted: "
 BACKENDS = ("auto", "emulator", "cpu", "gpu", "external", "none")
 LB_POLICIES = ("least_conn", "round_robin", "hash", "random_two_least_conn")
 
@@ -439,6 +440,9 @@ def write_summary(environment: Any, rt: LLMRuntime) -> dict[str, Any]:
             out.info(f"SLO {line}")
         if not all(r["passed"] for r in rows):
             environment.process_exit_code = SLO_EXIT_CODE
+    if environment.process_exit_code is None and _only_aborts(environment):
+        # requests cut off when the run time ends are not errors of the server under test
+        environment.process_exit_code = 0
     if rt.summary_path:
         path = rt.summary_path
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -448,6 +452,14 @@ def write_summary(environment: Any, rt: LLMRuntime) -> dict[str, Any]:
         os.replace(tmp, path)
         log.info("LLM summary written to %s", path)
     return s
+
+
+def _only_aborts(environment: Any) -> bool:
+    runner = environment.runner
+    if runner is None or runner.exceptions:
+        return False
+    errors = runner.errors or {}
+    return bool(errors) and all(ABORTED in str(e.error) for e in errors.values())
 
 
 def format_summary(s: dict[str, Any]) -> list[str]:

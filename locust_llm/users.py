@@ -78,7 +78,7 @@ class LLMUser(FastHttpUser):
         the failure is in Locust's stats and in ``result.error`` (``GreenletExit`` is re-raised
         after the request is recorded as aborted, so stopping users stays immediate)."""
         llm = self.llm
-        name = name or f"POST {path}"
+        name = name or path  # Locust shows it as type POST, name /v1/...
         res = LLMResult(name=name, model=str(body.get("model", "")), queue_time=queue_time)
         headers = self._headers
         auth = llm.auth_header
@@ -112,7 +112,7 @@ class LLMUser(FastHttpUser):
                         self._read_stream(r, res, t0, prompt_tokens)
                 except gevent.GreenletExit:
                     res.aborted = True
-                    res.error = "aborted: user stopped while the request was in flight"
+                    res.error = f"{plugin.ABORTED}user stopped while the request was in flight"
                     raise
                 except (ProtocolError, SSEError) as e:
                     res.error = f"malformed stream: {e}"

@@ -100,7 +100,8 @@ def summarize(
         "failed": w.failed,
         "aborted": w.aborted,
         "total_requests": total,
-        "error_rate": (w.failed + w.aborted) / total if total else 0.0,
+        # aborted = cancelled by the client (users stopped mid-request): not a server error
+        "error_rate": w.failed / (w.completed + w.failed) if (w.completed + w.failed) else 0.0,
         "total_input_tokens": w.input_tokens,
         "total_output_tokens": w.output_tokens,
         "request_throughput": rate(w.completed),
