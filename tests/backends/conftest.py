@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -39,7 +38,5 @@ def gpu_fixture(name: str):
 
 
 def emulator_cmd() -> list[str]:
-    """The real emulator once it exists; until then the tests' stdlib stand-in."""
-    if importlib.util.find_spec("locust_llm.emulator.__main__") is not None:
-        return [sys.executable, "-m", "locust_llm.emulator"]
-    return [sys.executable, str(Path(__file__).with_name("standin.py"))]
+    """The real emulator (`python -m locust_llm.emulator`), run by this interpreter."""
+    return [sys.executable, "-m", "locust_llm.emulator"]
