@@ -96,7 +96,18 @@ def completions_body(
 
 
 def _error_text(obj: Any) -> str | None:
-    """vLLM's ``{"error": {...}}``, the older flat ``{"object": "error", ...}``, or a string."""
+    """vLLM's ``{"error": {...}}``, the older flat ``{"object": "error", ...}``, or a string.
+
+    Always one line: vLLM's validation messages span several lines, Locust's failures table
+    and the JSONL records want one.
+    """
+    text = _error_text_raw(obj)
+    if text is not None and ("\n" in text or "\r" in text):
+        text = " ".join(text.split())
+    return text
+
+
+def _error_text_raw(obj: Any) -> str | None:
     if not isinstance(obj, dict):
         return None
     err = obj.get("error")
@@ -140,6 +151,10 @@ def parse_chunk(payload: bytes) -> Chunk:
             f"stream chunk has no 'choices' (not an OpenAI-compatible stream?): {_preview(payload)}"
         )
     usage = obj.get("usage")
+    if usage is not None and type(usage) is not dict:
+        raise ProtocolError(f"malformed 'usage' in stream chunk: {_preview(payload)}")
+    if type(choices) is not list:
+        raise ProtocolError(f"malformed 'choices' in stream chunk: {_preview(payload)}")
     if not choices:
         return Chunk(False, False, "", None, usage, None, obj.get("id"))
     try:
@@ -159,6 +174,8 @@ def parse_chunk(payload: bytes) -> Chunk:
         finish = choice.get("finish_reason")
     except AttributeError as e:
         raise ProtocolError(f"malformed 'choices' in stream chunk: {_preview(payload)}") from e
+    if type(text) is not str:
+        raise ProtocolError(f"non-string text in stream chunk: {_preview(payload)}")
     return Chunk(True, has, text, finish, usage, None, obj.get("id"))
 
 
@@ -192,5 +209,5 @@ _HINTS = {
 
 
 def _preview(payload: bytes, limit: int = 120) -> str:
-    text = payload[:limit].decode("utf-8", "replace").replace("\n", "\\n")
+    text = payload[:limit].decode("utf-8", "replace").replace("\n", "\\n").replace("\r", "\\r")
     return text + ("…" if len(payload) > limit else "")
