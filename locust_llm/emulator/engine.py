@@ -229,13 +229,20 @@ class BatchEngine(_Base):
         self._wake = Event()
         self._greenlet = None
         self.steps = 0
+        self._stats = (0, 0, 0.0)  # (running, waiting, kv usage) as of the last schedule
 
+    # Like vLLM's SchedulerStats, the gauges are a snapshot taken when a step is scheduled:
+    # a request that arrived during a step shows as waiting only if the scheduler left it there.
     @property
     def num_running(self) -> int:
-        return len(self.running)
+        return self._stats[0]
+
+    @property
+    def num_waiting(self) -> int:
+        return self._stats[1]
 
     def kv_usage(self) -> float:
-        return min(1.0, self.kv_used / self.capacity) if self.capacity else 0.0
+        return self._stats[2]
 
     def submit(self, seq: Seq) -> None:
         """Queue the request for the step loop (or raise QueueFull)."""
@@ -341,6 +348,8 @@ class BatchEngine(_Base):
             self.running.append(s)
             work.append((s, need, True))
         self._work = work
+        kv = min(1.0, self.kv_used / self.capacity) if self.capacity else 0.0
+        self._stats = (len(self.running), len(self.waiting), kv)
         if not work:
             return 0.0
         prefill_tokens = sum(n for _, n, pf in work if pf)
@@ -379,6 +388,7 @@ class BatchEngine(_Base):
         t = perf_counter()
         while True:
             if not self.running and not self.waiting:
+                self._stats = (0, 0, 0.0)
                 self._wake.clear()
                 self._wake.wait()
                 t = perf_counter()

@@ -332,7 +332,7 @@ class EmulatorApp:
         stop = req.get("stop")
         if isinstance(stop, str):
             stop = [stop]
-        if stop and not req.get("ignore_eos"):
+        if stop:
             k, last, matched = textmod.apply_stop(self.text.words_at(start, n), list(stop))
             if matched is not None:
                 return k, "stop", matched, textmod.escape(last), start
