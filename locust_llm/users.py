@@ -135,6 +135,11 @@ class LLMUser(FastHttpUser):
                         r.failure(res.error)
                     else:
                         r.success()
+        except gevent.GreenletExit:
+            if res.error is None:  # stopped while connecting/sending: not a completed request
+                res.aborted = True
+                res.error = f"{plugin.ABORTED}user stopped while the request was in flight"
+            raise
         finally:
             llm.finish(res)
         return res
