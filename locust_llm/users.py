@@ -17,6 +17,7 @@ import gevent
 import orjson
 from geventhttpclient.response import HTTPParseError
 from locust import FastHttpUser, task
+from locust.exception import CatchResponseError
 
 from locust_llm import plugin
 from locust_llm.metrics.record import LLMResult
@@ -143,6 +144,30 @@ class LLMUser(FastHttpUser):
         finally:
             llm.finish(res)
         return res
+
+    def _resolve_model(self, name: str) -> str | LLMResult:
+        """The model name, or a counted failed request when ``/v1/models`` cannot be read
+        (server down, not OpenAI-compatible): a task must never die with a bare traceback."""
+        try:
+            return self.model
+        except RuntimeError as e:
+            res = LLMResult(name=name, model="")
+            res.t_start = time.time()
+            res.error = f"{e} (or pass --llm-model to skip the lookup)"
+            self.environment.events.request.fire(
+                request_type="POST",
+                name=name,
+                response_time=0.0,
+                response_length=0,
+                response=None,
+                context={},
+                exception=CatchResponseError(res.error),
+                start_time=res.t_start,
+                url=(self.host or "") + name,
+            )
+            self.llm.collector.request_started(res.t_start)
+            self.llm.finish(res)
+            return res
 
     # -- the hot loop -------------------------------------------------------------------------
     def _read_stream(self, r: Any, res: LLMResult, t0: float, prompt_tokens: int | None) -> None:
@@ -280,8 +305,11 @@ class OpenAIChatUser(LLMUser):
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
         llm = self.llm
+        model = extra.pop("model", None) or self._resolve_model(name or self.path)
+        if isinstance(model, LLMResult):
+            return model
         body = chat_body(
-            extra.pop("model", None) or self.model,
+            model,
             messages,
             max_tokens if max_tokens is not None else llm.max_tokens,
             ignore_eos=extra.pop("ignore_eos", llm.ignore_eos),
@@ -314,8 +342,11 @@ class OpenAICompletionsUser(LLMUser):
         **extra: Any,
     ) -> LLMResult:
         llm = self.llm
+        model = extra.pop("model", None) or self._resolve_model(name or self.path)
+        if isinstance(model, LLMResult):
+            return model
         body = completions_body(
-            extra.pop("model", None) or self.model,
+            model,
             prompt,
             max_tokens if max_tokens is not None else llm.max_tokens,
             ignore_eos=extra.pop("ignore_eos", llm.ignore_eos),
