@@ -83,3 +83,21 @@ def test_runner_injection():
     outs = {"--query-gpu": q, "topo": "\tGPU0\nGPU0\t X \n"}
     t = read_gpu_topology(runner=lambda argv: outs[argv[1].split("=")[0]], nvidia_smi="nvidia-smi")
     assert [g.name for g in t.gpus] == ["NVIDIA L4"]
+
+
+def test_device_run_recorded():
+    """The device machine's own nvidia-smi output parses, and its recorded run passed."""
+    import json
+
+    from .conftest import FIXTURES
+
+    t = gpu_fixture("h200x2-device")
+    assert len(t.gpus) == 2 and t.link(0, 1) == "NV18"
+    res = json.loads((FIXTURES / "h200x2-device" / "gpu_check.json").read_text())
+    assert res["ok"]
+    seen = {
+        (run["tp"], r["reported_cuda_visible_devices"])
+        for run in res["runs"]
+        for r in run["replicas"]
+    }
+    assert seen == {(1, "0"), (1, "1"), (2, "0,1")}
