@@ -77,9 +77,10 @@ def start_backend(environment: Any, rt: Any) -> None:
     what = "the built-in vLLM emulator" if backend == "emulator" else f"a {backend} vLLM stack"
     n = len(stack.replicas)
     log.info(
-        "locust-llm: started %s (%d replica%s, model %s) at %s; it stops when Locust quits "
-        "(logs in %s)",
-        what, n, "" if n == 1 else "s", model, stack.url, run_dir,
+        "locust-llm: started %s (%d replica%s, model %s, pid %s) at %s; it stops when Locust "
+        "quits (logs in %s)",
+        what, n, "" if n == 1 else "s", model, ",".join(str(r.pid) for r in stack.replicas),
+        stack.url, run_dir,
     )  # fmt: skip
 
 

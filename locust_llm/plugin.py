@@ -189,9 +189,27 @@ class LLMRuntime:
         for name in ("llm_request", "llm_token"):  # Environments built with their own Events
             if not hasattr(environment.events, name):
                 setattr(environment.events, name, EventHook())
-        opts = environment.parsed_options
-        get = (lambda k, d=None: getattr(opts, k, d)) if opts is not None else (lambda k, d=None: d)
-        self.model: str | None = get("llm_model")
+        self.model: str | None = None
+        self.collector = Collector()
+        self.first_start: float | None = None
+        self._records = None
+        self._records_path: str | None = None
+        self.configure()
+        self._rng = random.Random(0)
+        self._models_lock = None
+        self.stack = None
+        self.last_summary: dict[str, Any] | None = None
+        self.peak_users = 0
+
+    def configure(self) -> None:
+        """(Re)read the ``--llm-*`` options: at init, and on workers again at test start,
+        because Locust ships the master's custom options with every spawn message."""
+        opts = self.environment.parsed_options
+
+        def get(k: str, d: Any = None) -> Any:
+            return getattr(opts, k, d) if opts is not None else d
+
+        self.model = get("llm_model") or self.model
         self.max_tokens: int | None = get("llm_max_tokens", 128)
         self.prompt_tokens: int = get("llm_prompt_tokens", 128)
         self.ignore_eos: bool = bool(get("llm_ignore_eos", False))
@@ -201,22 +219,17 @@ class LLMRuntime:
         self.token_events: bool = bool(get("llm_token_events", False))
         self.timestamps_mode: str = get("llm_timestamps", "auto") or "auto"
         self.timeout: float = float(get("llm_timeout", 600.0) or 600.0)
-        self.slos = [parse_slo(s) for s in (get("llm_slo", []) or [])]
-        self.collector = Collector(good=goodput_predicate(self.slos))
-        self.first_start: float | None = None
+        self.slos = [parse_slo(x) for x in (get("llm_slo", []) or [])]
+        self.collector.good = goodput_predicate(self.slos)
         self.summary_path: str | None = get("llm_summary")
-        self._records = None
         records = get("llm_records")
-        if records:
-            os.makedirs(os.path.dirname(os.path.abspath(records)), exist_ok=True)
-            # unbuffered append: every record is one write(2), so a SIGKILL loses nothing written
-            self._records = open(records, "ab", buffering=0)  # noqa: SIM115
-        self._rng = random.Random(0)
-        self._prompt_cache: dict[int, str] = {}
-        self._models_lock = None
-        self.stack = None
-        self.last_summary: dict[str, Any] | None = None
-        self.peak_users = 0
+        if records != self._records_path:
+            self.close()
+            self._records_path = records
+            if records:
+                os.makedirs(os.path.dirname(os.path.abspath(records)), exist_ok=True)
+                # unbuffered append: each record is one write(2); a SIGKILL loses nothing written
+                self._records = open(records, "ab", buffering=0)  # noqa: SIM115
 
     # -- used by users --------------------------------------------------------------------
     def install_client(self, client: Any) -> None:
@@ -392,6 +405,11 @@ def _on_worker_report(client_id: str, data: dict, **_kw: Any) -> None:
     env = _current_env()
     if env is not None and data.get("llm"):
         runtime(env).collector.merge_delta(data["llm"])
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Any, **_kw: Any) -> None:
+    runtime(environment).configure()
 
 
 @events.reset_stats.add_listener
