@@ -251,9 +251,10 @@ class Stack:
 
     def _ready(self, r: Replica) -> bool:
         try:
-            status, _ = _get(r.url + "/health", self.headers(), timeout=2.0)
-            if status != 200:
-                return False
+            if r.launched:  # external servers (and hosted APIs) may have no /health
+                status, _ = _get(r.url + "/health", self.headers(), timeout=2.0)
+                if status != 200:
+                    return False
             status, body = _get(r.url + "/v1/models", self.headers(), timeout=5.0)
         except (OSError, http.client.HTTPException):
             return False  # connection refused until the server listens

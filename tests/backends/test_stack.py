@@ -32,7 +32,7 @@ SERVE_ARGS = ["--emu-profile", "constant", "--emu-ttft-ms", "20", "--emu-itl-ms"
 
 
 def chat(base: str, model: str = "m", max_tokens: int = 20, timeout: float = 10.0,
-         headers: dict | None = None) -> dict:  # fmt: skip
+         headers: dict | None = None, prefix: str = "") -> dict:  # fmt: skip
     """Raw-socket streamed request: times to the first `data:` event and to `[DONE]`.
 
     Raw socket and HTTP/1.0-free parsing: nothing between us and the bytes can buffer."""
@@ -41,7 +41,7 @@ def chat(base: str, model: str = "m", max_tokens: int = 20, timeout: float = 10.
                        "messages": [{"role": "user", "content": "hi"}]}).encode()  # fmt: skip
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     req = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"POST {prefix}/v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
         f"Accept-Encoding: identity\r\nConnection: close\r\n{extra}Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     s = socket.create_connection((host, int(port)), timeout=timeout)
@@ -167,6 +167,26 @@ def test_replica_killed_mid_run_fails_over(stack3):
     assert served_late and all(
         victim.address not in e["upstream"].split(",")[-1] for e in served_late
     )
+
+
+@needs_nginx
+def test_two_models_routed_by_header_and_path_with_api_key(tmp_path):
+    models = [{"name": "org/alpha", "replicas": 2}, {"name": "beta"}]
+    plan = make_plan("emulator", models=models, vllm_cmd=emulator_cmd(), serve_args=SERVE_ARGS)
+    auth = {"Authorization": "Bearer sk-test"}
+    with Stack(
+        plan, run_dir=tmp_path, api_key="sk-test", ready_timeout=60, log=lambda s: None
+    ) as st:
+        beta = st.replicas[2].address
+        assert chat(st.url, "beta", 3, headers={**auth, "X-Model": "beta"})["done"]
+        assert chat(st.url, "beta", 3, headers=auth, prefix="/models/beta")["done"]
+        assert chat(st.url, "org/alpha", 3, headers=auth, prefix="/models/org/alpha")["done"]
+        assert chat(st.url, "org/alpha", 3, headers=auth)["done"]  # no header: first model
+        assert chat(st.url, "beta", 3, headers={"X-Model": "beta"})["status"] == 401
+        entries = parse_access_log(st.access_log.read_text())[-5:]
+        ups = [e["upstream"] for e in entries]
+        assert ups[0] == ups[1] == ups[4] == beta and beta not in (ups[2], ups[3])
+        assert "sk-test" not in (tmp_path / "nginx.conf").read_text()
 
 
 PARENT = r"""
