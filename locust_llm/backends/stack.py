@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -210,15 +211,23 @@ class Stack:
     def _spawn_replicas(self) -> None:
         # Spawned from this thread (PDEATHSIG is tied to the forking thread), all before
         # waiting, so replicas load in parallel.
+        if threading.current_thread() is not threading.main_thread():
+            self.log(
+                "locust-llm: warning: Stack started from a non-main thread; its processes "
+                "get their parent-death signal when *this thread* exits"
+            )
         for r in self.replicas:
             if not r.launched:
                 continue
             argv = list(r.argv)
+            env = dict(r.env)
             if self.api_key:
-                argv += ["--api-key", self.api_key]
+                # vLLM (and the emulator) read VLLM_API_KEY; argv is world-readable in
+                # /proc/PID/cmdline and `ps`, the environment only by the owner
+                env["VLLM_API_KEY"] = self.api_key
             r.log_path = self.run_dir / f"replica-{r.name}.log"
             death = signal.SIGKILL if is_emulator(argv) else signal.SIGTERM
-            proc = spawn(argv, log_path=r.log_path, env=r.env, death_signal=death)
+            proc = spawn(argv, log_path=r.log_path, env=env, death_signal=death)
             self._procs[r.name] = proc
             r.pid = proc.pid
             self.log(f"locust-llm: started {r.name} pid {proc.pid} on {r.url} (log {r.log_path})")
