@@ -3,14 +3,17 @@
 Usage: python _server.py [--tls CERT KEY]. Prints its port, then after each response one JSON
 line {"sent": [[t_before, t_after], ...]} with perf_counter (CLOCK_MONOTONIC) times around the
 send of each line. The request body is JSON: {"gaps_ms": [g0, g1, ...]}: line k is sent g_k ms
-after line k-1 (g0 after the headers). Raw sockets, so the send times are exact.
+after line k-1 (g0 after the headers). Raw sockets, so the send times are exact; one thread per connection (keep-alive).
 """
 
 import json
 import socket
 import ssl
 import sys
+import threading
 import time
+
+LOCK = threading.Lock()
 
 
 def serve(conn):
@@ -50,7 +53,8 @@ def serve(conn):
             b = time.perf_counter()
             sent.append([a, b])
         conn.sendall(b"0\r\n\r\n")
-        print(json.dumps({"sent": sent}), flush=True)
+        with LOCK:
+            print(json.dumps({"sent": sent}), flush=True)
 
 
 def main():
@@ -66,14 +70,18 @@ def main():
     while True:
         conn, _ = srv.accept()
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=handle, args=(conn, ctx), daemon=True).start()
+
+
+def handle(conn, ctx):
+    try:
         if ctx is not None:
             conn = ctx.wrap_socket(conn, server_side=True)
-        try:
-            serve(conn)
-        except OSError:
-            pass
-        finally:
-            conn.close()
+        serve(conn)
+    except (OSError, ValueError):
+        pass
+    finally:
+        conn.close()
 
 
 if __name__ == "__main__":

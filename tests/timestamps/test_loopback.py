@@ -1,0 +1,132 @@
+"""Real loopback: kernel stamps stay at the server's write time while the reader is busy."""
+
+import json
+import socket
+import sys
+import time
+
+import gevent.socket
+import pytest
+
+from locust_llm import timestamps as ts
+
+pytestmark = pytest.mark.skipif(
+    not ts.kernel_timestamps_supported(), reason="SO_TIMESTAMPNS unsupported here"
+)
+
+BUSY = 0.020  # s of CPU burnt by the reader after data is readable, before reading it
+
+
+def burn(seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def request(sock, gaps_ms):
+    body = json.dumps({"gaps_ms": gaps_ms}).encode()
+    sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+
+def read_lines(sock, n, busy, use_recv_into=False):
+    """Read n SSE data lines; per line: (kernel stamp, seq, kind, perf_counter at read)."""
+    buf = b""
+    out = []
+    mem = bytearray(4096)
+    while len(out) < n:
+        gevent.socket.wait_read(sock.fileno())
+        burn(busy)
+        if use_recv_into:
+            k = sock.recv_into(mem)
+            data = bytes(mem[:k])
+        else:
+            data = sock.recv(4096)
+        assert data
+        read_at = time.perf_counter()
+        buf += data
+        while b"data: " in buf:
+            i = buf.index(b"data: ")
+            j = buf.find(b"\n\n", i)
+            if j < 0:
+                break
+            buf = buf[j + 2 :]
+            out.append((sock.ts_last, sock.ts_seq, sock.ts_kind, read_at))
+    return out
+
+
+@pytest.mark.parametrize("use_recv_into", [False, True])
+def test_busy_reader_kernel_stamp_vs_user_stamp(paced_server, use_recv_into):
+    ts.keep_timestamping_warm()
+    sock = ts.TimestampingSocket(socket.AF_INET, socket.SOCK_STREAM)
+    assert sock.ts_enabled
+    sock.connect(("127.0.0.1", paced_server.port))
+    gaps = [30] + [40] * 9
+    request(sock, gaps)
+    lines = read_lines(sock, len(gaps), BUSY, use_recv_into)
+    sent = paced_server.sent()
+    sock.close()
+    k_err = []
+    u_err = []
+    for (stamp, _seq, kind, read_at), (before, after) in zip(lines, sent):
+        assert kind == ts.KERNEL
+        k_err.append(max(before - stamp, stamp - after, 0.0))  # outside the send call
+        u_err.append(read_at - after)
+        # the stamp lies within the server's send call (+ slack), not 20 ms later
+        assert before - 0.0002 <= stamp <= after + 0.0005, (stamp - before, after - before)
+        assert read_at - before >= BUSY - 0.001  # arrival >= before
+    seqs = [s for _, s, _, _ in lines]
+    assert len(set(seqs)) == len(seqs)  # one read per line: nothing shared
+    print(
+        f"\nkernel stamp outside the send call: max {max(abs(e) for e in k_err) * 1e3:.3f} ms; "
+        f"perf_counter at read - send: min {min(u_err) * 1e3:.2f} ms",
+        file=sys.stderr,
+    )
+
+
+def test_shared_read_when_two_lines_queue_up(paced_server):
+    sock = ts.TimestampingSocket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.connect(("127.0.0.1", paced_server.port))
+    gaps = [30, 40, 40, 5, 40]  # lines 2 and 3 arrive 5 ms apart: the busy reader gets both
+    request(sock, gaps)
+    lines = read_lines(sock, len(gaps), BUSY)
+    sent = paced_server.sent()
+    sock.close()
+    seq = [s for _, s, _, _ in lines]
+    assert seq[2] == seq[3] and len(set(seq)) == 4
+    a = ts.analyze_tokens(
+        [r for *_, r in lines], [t for t, *_ in lines], seq, [k for _, _, k, _ in lines]
+    )
+    assert a.shared_flags == [False, False, True, False, False]
+    assert a.itl_excluded == 2 and len(a.itl) == 2
+    # the shared stamp is that of the later line: the earlier line's own time is lost
+    assert abs(lines[2][0] - sent[3][1]) < 0.0005
+
+
+def test_fallback_counted_without_option(paced_server):
+    sock = ts.TimestampingSocket(socket.AF_INET, socket.SOCK_STREAM)
+    sock._sock.setsockopt(socket.SOL_SOCKET, ts.SO_TIMESTAMPNS, 0)  # as if the kernel gave none
+    sock.connect(("127.0.0.1", paced_server.port))
+    before = ts.TOTALS.fallbacks
+    request(sock, [5, 5])
+    lines = read_lines(sock, 2, 0.0)
+    paced_server.sent()
+    sock.close()
+    assert all(k == ts.FALLBACK for _, _, k, _ in lines)
+    assert sock.ts_fallbacks == sock.ts_reads >= 1
+    assert ts.TOTALS.fallbacks - before == sock.ts_fallbacks
+    for stamp, _, _, read_at in lines:
+        assert stamp <= read_at
+
+
+def test_full_buffer_read_marked():
+    a, b = socket.socketpair()
+    s = ts.TimestampingSocket(fileno=b.detach())
+    s._sock.setsockopt(socket.SOL_SOCKET, ts.SO_TIMESTAMPNS, 1)
+    a.sendall(b"x" * 100)
+    assert s.recv(10) == b"x" * 10
+    assert s.ts_kind in (ts.FULL, ts.FALLBACK)  # unix sockets may carry no stamp
+    assert s.recv(1000) == b"x" * 90
+    a.close()
+    assert s.recv(10) == b""  # EOF: no read recorded
+    assert s.ts_seq == 2
+    s.close()
