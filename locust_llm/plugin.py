@@ -14,6 +14,7 @@ Importing this module (``locust_llm.users`` does) registers the listeners on Loc
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import random
@@ -194,6 +195,7 @@ class LLMRuntime:
         self.first_start: float | None = None
         self._records = None
         self._records_path: str | None = None
+        self.records_failed = False
         self.configure()
         self._rng = random.Random(0)
         self._models_lock = None
@@ -278,11 +280,21 @@ class LLMRuntime:
                     log_gap(gap, 0)
         self.collector.add(res)
         if self._records is not None:
+            line = res.to_json_line()
+            f = self._records
             try:
-                self._records.write(res.to_json_line())
+                start = os.lseek(f.fileno(), 0, os.SEEK_END)
+                if f.write(line) != len(line):  # short write: the disk filled up mid-line
+                    os.ftruncate(f.fileno(), start)  # no torn last line: every line parses
+                    raise OSError(errno.ENOSPC, "short write (disk full?)")
             except OSError as e:
-                log.error("cannot write --llm-records (%s); records stop here, the run goes on", e)
-                self._records = None
+                log.error(
+                    "cannot write --llm-records %s (%s); records stop here, the run goes on",
+                    self._records_path,
+                    e,
+                )
+                self.records_failed = True
+                self.close()
         env.events.llm_request.fire(result=res, environment=env)
         if self.token_events and res.ttft is not None:
             fire = env.events.llm_token.fire
@@ -461,6 +473,8 @@ def write_summary(environment: Any, rt: LLMRuntime) -> dict[str, Any]:
     if environment.process_exit_code is None and _only_aborts(environment):
         # requests cut off when the run time ends are not errors of the server under test
         environment.process_exit_code = 0
+    if rt.records_failed and not environment.process_exit_code:
+        environment.process_exit_code = 1  # an artifact the user asked for is incomplete
     if rt.summary_path:
         path = rt.summary_path
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
