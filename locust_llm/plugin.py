@@ -14,6 +14,7 @@ Importing this module (``locust_llm.users`` does) registers the listeners on Loc
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -477,12 +478,19 @@ def write_summary(environment: Any, rt: LLMRuntime) -> dict[str, Any]:
         environment.process_exit_code = 1  # an artifact the user asked for is incomplete
     if rt.summary_path:
         path = rt.summary_path
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         tmp = f"{path}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(orjson.dumps(s, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
-        os.replace(tmp, path)
-        log.info("LLM summary written to %s", path)
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            with open(tmp, "wb") as f:
+                f.write(orjson.dumps(s, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+            os.replace(tmp, path)
+            log.info("LLM summary written to %s", path)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            log.error("cannot write --llm-summary %s (%s); the summary is printed above", path, e)
+            if not environment.process_exit_code:
+                environment.process_exit_code = 1
     return s
 
 
