@@ -584,7 +584,13 @@ class TokenAnalysis:
     ``itl``: gaps in seconds kept for ITL percentiles; ``itl_excluded``: gaps dropped
     because a token of the pair shared a read; ``shared``: tokens that shared a read;
     ``fallbacks``: tokens whose read had no stamp; ``own``: tokens with their own kernel
-    stamp; ``lateness``: parse time − kernel stamp (s) for kernel-stamped tokens.
+    stamp; ``lateness``: parse time − kernel stamp (s) for kernel-stamped tokens;
+    ``first_shared``: token 0 shared a read with token 1 (counted in ``shared`` too).
+
+    Why ``first_shared`` apart: vLLM emits the role-only chunk and the first content chunk
+    back to back (the emulator in one send), so they often arrive in one read even when the
+    client keeps up. That is not evidence of a late reader, so the client-bound verdict
+    leaves it out (:class:`ClientHealth`), while the gap itself is still excluded from ITL.
     """
 
     mode: str
@@ -596,6 +602,7 @@ class TokenAnalysis:
     own: int = 0
     lateness: list[float] = field(default_factory=list)
     shared_flags: list[bool] = field(default_factory=list)
+    first_shared: bool = False
 
     @property
     def tokens(self) -> int:
@@ -651,6 +658,7 @@ def analyze_tokens(
         own=own,
         lateness=lateness,
         shared_flags=shared,
+        first_shared=n > 1 and shared[0],
     )
 
 
@@ -723,9 +731,10 @@ class ClientHealth:
     addition across workers.
     """
 
-    __slots__ = ("fallbacks", "itl_excluded", "lateness", "own", "shared", "tokens")
+    __slots__ = ("fallbacks", "first_shared", "itl_excluded", "lateness", "own", "shared", "tokens")
 
     def __init__(self) -> None:
+        self.first_shared = 0
         self.tokens = 0
         self.own = 0
         self.shared = 0
@@ -740,10 +749,18 @@ class ClientHealth:
         self.shared += a.shared
         self.fallbacks += a.fallbacks
         self.itl_excluded += a.itl_excluded
+        self.first_shared += a.first_shared
         self.lateness.extend(a.lateness)
 
     def figures(self) -> dict[str, float | int]:
-        """:func:`health_figures` over everything added."""
-        return health_figures(
+        """:func:`health_figures` over everything added, plus ``first_shared`` and
+        ``late_shared_share`` (shared tokens other than a request's first, over all tokens:
+        the share the client-bound verdict should use)."""
+        f = health_figures(
             self.tokens, self.own, self.shared, self.fallbacks, self.lateness, self.itl_excluded
         )
+        f["first_shared"] = self.first_shared
+        f["late_shared_share"] = (
+            (self.shared - self.first_shared) / self.tokens if self.tokens else math.nan
+        )
+        return f

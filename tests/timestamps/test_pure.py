@@ -136,6 +136,7 @@ def test_health_figures_and_verdict():
     h.add(ts.analyze_tokens([1.0, 2.0, 3.0], [0.999, 1.998, 2.9], [1, 2, 3], [ts.KERNEL] * 3))
     f = h.figures()
     assert f["tokens"] == 3 and f["own_stamp_share"] == 1.0 and f["shared_share"] == 0.0
+    assert f["first_shared"] == 0 and f["late_shared_share"] == 0.0
     assert f["read_lateness_max_ms"] == pytest.approx(100.0)
     assert f["read_lateness_p50_ms"] == pytest.approx(2.0)
     bound, msg = ts.client_bound(f["shared_share"], f["read_lateness_p99_ms"], itl_p50_ms=20.0)
@@ -151,3 +152,13 @@ def test_percentile_matches_numpy():
     for q in (0, 50, 90, 99, 100):
         assert ts.percentile(vals, q) == pytest.approx(float(np.percentile(vals, q)))
     assert ts.percentile([], 50) != ts.percentile([], 50)  # NaN
+
+
+def test_first_token_sharing_kept_apart_for_the_verdict():
+    # role chunk + first content chunk in one read: expected, not a late reader
+    a = ts.analyze_tokens([1.0, 1.0, 2.0, 3.0], [0.9, 0.9, 1.9, 2.9], [5, 5, 6, 7], [ts.KERNEL] * 4)
+    assert a.first_shared and a.shared == 1 and a.itl_excluded == 1
+    h = ts.ClientHealth()
+    h.add(a)
+    f = h.figures()
+    assert f["shared_share"] == 0.25 and f["late_shared_share"] == 0.0 and f["first_shared"] == 1
