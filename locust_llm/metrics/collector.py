@@ -42,7 +42,7 @@ class Window:
         self.sketches = {m: LogHistogram() for m in LATENCY_METRICS}
         self.first_start = math.inf
         self.last_end = -math.inf
-        self.tokens_arrived: dict[int, float] = {}
+        self.tokens_arrived: dict[int, int] = {}
         self.errors: dict[str, int] = {}
         for c in _COUNTERS:
             setattr(self, c, 0)
@@ -53,7 +53,7 @@ class Window:
         self.first_start = min(self.first_start, other.first_start)
         self.last_end = max(self.last_end, other.last_end)
         for s, n in other.tokens_arrived.items():
-            self.tokens_arrived[s] = self.tokens_arrived.get(s, 0.0) + n
+            self.tokens_arrived[s] = self.tokens_arrived.get(s, 0) + n
         for e, n in other.errors.items():
             self.errors[e] = self.errors.get(e, 0) + n
         for c in _COUNTERS:
@@ -146,27 +146,43 @@ class Collector:
         tpot = r.tpot
         if tpot is not None:
             sk["tpot"].add(tpot)
-        itl = sk["itl"]
-        for gap in r.itl:
-            itl.add(gap)
+        if r.itl:
+            sk["itl"].add_many(r.itl)
         if self.good is not None and self.good(r):
             w.good += 1
         self._spread_tokens(w, r)
 
     @staticmethod
     def _spread_tokens(w: Window, r: LLMResult) -> None:
-        """Attribute output tokens to the seconds their chunks arrived in (for peak tok/s)."""
-        if r.ttft is None or not r.token_chunks:
+        """Attribute output tokens to the seconds their chunks arrived in (for peak tok/s).
+
+        When usage counts differ from chunks, chunk i gets ``⌊(i+1)·n/c⌋ − ⌊i·n/c⌋`` tokens:
+        whole numbers, so per-second sums are exact and do not depend on the order in which
+        requests were added or windows merged (fractional shares made the summary differ in
+        the last bits between a local and a master/worker run).
+        """
+        chunks = r.token_chunks
+        if r.ttft is None or not chunks:
             return
-        per_chunk = r.output_tokens / r.token_chunks if r.token_chunks else 0.0
+        n = r.output_tokens
         t = r.t_start + r.ttft / 1000.0
         ta = w.tokens_arrived
         sec = int(t)
-        ta[sec] = ta.get(sec, 0.0) + per_chunk
-        for gap in r.itl:
+        if n == chunks:  # the usual case: one token per chunk
+            ta[sec] = ta.get(sec, 0) + 1
+            for gap in r.itl:
+                t += gap / 1000.0
+                sec = int(t)
+                ta[sec] = ta.get(sec, 0) + 1
+            return
+        done = n // chunks
+        ta[sec] = ta.get(sec, 0) + done
+        for i, gap in enumerate(r.itl, 2):
             t += gap / 1000.0
             sec = int(t)
-            ta[sec] = ta.get(sec, 0.0) + per_chunk
+            upto = i * n // chunks
+            ta[sec] = ta.get(sec, 0) + upto - done
+            done = upto
 
     # -- distribution -----------------------------------------------------------------------
     def take_delta(self) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def interval_rows(collector: Collector) -> list[dict[str, Any]]:
     arrived: dict[int, float] = {}
     for w in collector.windows.values():
         for s, n in w.tokens_arrived.items():
-            arrived[s] = arrived.get(s, 0.0) + n
+            arrived[s] = arrived.get(s, 0) + n
     lo = min(secs[0], min(arrived) if arrived else secs[0])
     hi = max(secs[-1], max(arrived) if arrived else secs[-1])
     rows = []
@@ -60,7 +60,7 @@ def interval_rows(collector: Collector) -> list[dict[str, Any]]:
                 "t": s,
                 "requests": w.completed,
                 "failed": w.failed + w.aborted,
-                "output_tokens": round(arrived.get(s, 0.0), 3),
+                "output_tokens": arrived.get(s, 0),
                 "input_tokens": w.input_tokens,
                 "in_flight": w.inflight_max,
                 "ttft_p50_ms": ttft[0],
@@ -84,10 +84,10 @@ def summarize(
     duration = 0.0
     if w.first_start != math.inf and w.last_end != -math.inf:
         duration = max(w.last_end - w.first_start, 0.0)
-    per_sec: dict[int, float] = {}
+    per_sec: dict[int, int] = {}
     for win in collector.windows.values():
         for s, n in win.tokens_arrived.items():
-            per_sec[s] = per_sec.get(s, 0.0) + n
+            per_sec[s] = per_sec.get(s, 0) + n
     inflight: dict[int, int] = {s: win.inflight_max for s, win in collector.windows.items()}
 
     def rate(x: float) -> float:
@@ -108,7 +108,7 @@ def summarize(
         "request_goodput": rate(w.good) if collector.good is not None else None,
         "output_throughput": rate(w.output_tokens),
         "total_token_throughput": rate(w.input_tokens + w.output_tokens),
-        "max_output_tokens_per_s": max(per_sec.values()) if per_sec else 0.0,
+        "max_output_tokens_per_s": float(max(per_sec.values())) if per_sec else 0.0,
         "max_concurrent_requests": max(inflight.values()) if inflight else 0,
     }
     for m in LATENCY_METRICS:

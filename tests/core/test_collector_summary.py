@@ -1,0 +1,470 @@
+"""Collector + summarize against a numpy computation; exact master/worker merges via msgpack."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import msgpack
+import numpy as np
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from locust_llm.metrics.collector import LATENCY_METRICS, Collector, Window
+from locust_llm.metrics.record import LLMResult
+from locust_llm.metrics.sketch import LogHistogram
+from locust_llm.metrics.summary import PERCENTILES, interval_rows, summarize
+
+T0 = 1_763_790_000.25  # an epoch second with a fraction
+
+
+def make_results(
+    n: int,
+    seed: int,
+    *,
+    fail_every: int = 0,
+    abort_every: int = 0,
+    warmup: int = 0,
+    usage_differs: bool = False,
+    span_s: float = 8.0,
+) -> list[LLMResult]:
+    """Synthetic finished requests with known, self-consistent timings (ms)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        t_start = T0 + rng.uniform(0, span_s)
+        chunks = rng.choice([1, 1, 2, rng.randint(3, 80)])
+        ttft = rng.lognormvariate(4.0, 0.6)
+        itl = [rng.uniform(5.0, 40.0) for _ in range(chunks - 1)]
+        e2e = ttft + sum(itl)
+        out_tok = chunks if not usage_differs else max(1, chunks + rng.randint(-1, 7))
+        r = LLMResult(
+            name="POST /v1/chat/completions",
+            model="m",
+            id=f"chatcmpl-{i}",
+            t_start=t_start,
+            queue_time=rng.choice([0.0, rng.uniform(0.0, 3.0)]),
+            ttft=ttft,
+            ttft_content=ttft + rng.choice([0.0, rng.uniform(0.0, 30.0)]),
+            itl=itl,
+            e2e=e2e,
+            stream_closed=e2e + 0.2,
+            prompt_tokens=rng.randint(10, 500),
+            output_tokens=out_tok,
+            token_chunks=chunks,
+            finish_reason="length",
+            status=200,
+        )
+        if fail_every and i % fail_every == 1:
+            r.error = rng.choice(
+                ["HTTP 503: queue full", "truncated stream", "invalid JSON in stream chunk: {"]
+            )
+            r.ttft = r.ttft_content = r.e2e = None
+            r.itl = []
+            r.output_tokens = r.token_chunks = 0
+            r.status = 503
+        elif abort_every and i % abort_every == 2:
+            r.aborted = True
+            r.error = "aborted"
+        if i < warmup:
+            r.warmup = True
+        out.append(r)
+    return out
+
+
+def reference(results: list[LLMResult], good=None) -> dict:
+    """The summary computed directly with numpy, by DESIGN.md §3."""
+    rs = [r for r in results if not r.warmup]
+    ok = [r for r in rs if r.error is None and not r.aborted]
+    starts = [r.t_start for r in rs]
+    ends = [
+        r.t_start + ((r.e2e if r.e2e is not None else r.stream_closed) or 0.0) / 1000.0 for r in rs
+    ]
+    duration = max(ends) - min(starts) if rs else 0.0
+    inp = sum(r.prompt_tokens or 0 for r in ok)
+    out = sum(r.output_tokens for r in ok)
+    samples = {
+        "ttft": [r.ttft for r in ok if r.ttft is not None],
+        "ttft_content": [r.ttft_content for r in ok if r.ttft_content is not None],
+        "e2el": [r.e2e for r in ok if r.e2e is not None],
+        "itl": [g for r in ok for g in r.itl],  # pooled: one sample per gap
+        "tpot": [(r.e2e - r.ttft) / (r.output_tokens - 1) for r in ok if r.output_tokens > 1],
+        "queue_time": [r.queue_time for r in rs if r.queue_time],
+    }
+    errors: dict[str, int] = {}
+    for r in rs:
+        if r.error is not None and not r.aborted:
+            errors[r.error] = errors.get(r.error, 0) + 1
+    return {
+        "duration": duration,
+        "completed": len(ok),
+        "failed": sum(1 for r in rs if r.error is not None and not r.aborted),
+        "aborted": sum(1 for r in rs if r.aborted),
+        "total_input_tokens": inp,
+        "total_output_tokens": out,
+        "request_throughput": len(ok) / duration if duration else 0.0,
+        "output_throughput": out / duration if duration else 0.0,
+        "total_token_throughput": (inp + out) / duration if duration else 0.0,
+        "request_goodput": (sum(1 for r in ok if good(r)) / duration) if good else None,
+        "samples": samples,
+        "errors": errors,
+    }
+
+
+def tokens_per_second(results: list[LLMResult]) -> dict[int, int]:
+    """1 s buckets of token arrival times; chunk i of c carries ⌊(i+1)n/c⌋ − ⌊in/c⌋ tokens."""
+    per: dict[int, int] = {}
+    for r in results:
+        if r.warmup or r.error is not None or r.aborted or r.ttft is None:
+            continue
+        times = [r.t_start + r.ttft / 1000.0]
+        for g in r.itl:
+            times.append(times[-1] + g / 1000.0)
+        n, c = r.output_tokens, r.token_chunks
+        assert len(times) == c
+        for i, t in enumerate(times):
+            per[int(t)] = per.get(int(t), 0) + (i + 1) * n // c - i * n // c
+    return per
+
+
+def collect(results: list[LLMResult], good=None) -> Collector:
+    c = Collector(good=good)
+    for r in results:
+        c.add(r)
+    return c
+
+
+def assert_metric_matches(s: dict, name: str, values: list[float]) -> None:
+    x = np.array(values, dtype=float)
+    assert s[f"count_{name}"] == len(x)
+    if not len(x):
+        assert s[f"mean_{name}_ms"] == 0.0 and s[f"p99_{name}_ms"] == 0.0
+        return
+    assert s[f"mean_{name}_ms"] == pytest.approx(float(np.mean(x)), rel=1e-12)
+    assert s[f"std_{name}_ms"] == pytest.approx(float(np.std(x)), rel=1e-9, abs=1e-9)
+    assert s[f"min_{name}_ms"] == float(x.min())
+    assert s[f"max_{name}_ms"] == float(x.max())
+    keys = {p: f"p{p:g}_{name}_ms" for p in PERCENTILES}
+    keys[50.0] = f"median_{name}_ms"
+    for p, key in keys.items():
+        lo = float(np.quantile(x, p / 100, method="lower"))
+        hi = float(np.quantile(x, p / 100, method="higher"))
+        assert lo * 0.99 <= s[key] <= hi * 1.01, (key, s[key], lo, hi)
+    assert s[f"median_{name}_ms"] == s[f"p50_{name}_ms"]
+
+
+VLLM_FIELDS = [
+    "duration",
+    "completed",
+    "failed",
+    "total_input_tokens",
+    "total_output_tokens",
+    "request_throughput",
+    "request_goodput",
+    "output_throughput",
+    "total_token_throughput",
+    "max_output_tokens_per_s",
+    "max_concurrent_requests",
+] + [
+    f"{stat}_{m}_ms"
+    for m in ("ttft", "tpot", "itl", "e2el")
+    for stat in ("mean", "median", "std", "p50", "p90", "p95", "p99", "p99.9")
+]
+
+
+def _good(r: LLMResult) -> bool:
+    return r.ttft is not None and r.ttft < 60.0 and (r.tpot is None or r.tpot < 25.0)
+
+
+@pytest.mark.parametrize("usage_differs", [False, True])
+def test_summary_matches_numpy(usage_differs):
+    results = make_results(
+        600, seed=1, fail_every=9, abort_every=13, warmup=25, usage_differs=usage_differs
+    )
+    s = summarize(collect(results, good=_good))
+    ref = reference(results, good=_good)
+    for f in VLLM_FIELDS:
+        assert f in s, f
+    for f in (
+        "completed",
+        "failed",
+        "aborted",
+        "total_input_tokens",
+        "total_output_tokens",
+    ):
+        assert s[f] == ref[f], f
+    for f in (
+        "duration",
+        "request_throughput",
+        "output_throughput",
+        "total_token_throughput",
+        "request_goodput",
+    ):
+        assert s[f] == pytest.approx(ref[f], rel=1e-12), f
+    assert s["total_requests"] == ref["completed"] + ref["failed"] + ref["aborted"]
+    # aborted (client-side stop) is not a server error
+    assert s["error_rate"] == ref["failed"] / (ref["completed"] + ref["failed"])
+    for m, values in ref["samples"].items():
+        assert_metric_matches(s, m, values)
+    per_sec = tokens_per_second(results)
+    assert sum(per_sec.values()) == ref["total_output_tokens"]
+    assert s["max_output_tokens_per_s"] == max(per_sec.values())
+    assert {row["t"]: row["output_tokens"] for row in s["intervals"] if row["output_tokens"]} == {
+        t: n for t, n in per_sec.items() if n
+    }
+    assert s["errors"] == ref["errors"]
+    assert list(s["errors"].values()) == sorted(s["errors"].values(), reverse=True)
+    assert s["started_at"] == min(r.t_start for r in results if not r.warmup)
+    assert s["ended_at"] == pytest.approx(s["started_at"] + s["duration"], abs=1e-6)
+    orjson.dumps(s)  # the summary is JSON-serialisable as is
+
+
+def test_known_values_by_hand():
+    """Two requests whose metrics are easy to work out on paper."""
+    a = LLMResult(
+        "r", t_start=T0, ttft=100.0, ttft_content=120.0, itl=[10.0, 20.0, 30.0], e2e=160.0,
+        prompt_tokens=10, output_tokens=4, token_chunks=4,
+    )  # fmt: skip
+    b = LLMResult(
+        "r", t_start=T0 + 1.0, ttft=200.0, ttft_content=200.0, itl=[40.0], e2e=240.0,
+        prompt_tokens=20, output_tokens=2, token_chunks=2,
+    )  # fmt: skip
+    s = summarize(collect([a, b]))
+    assert s["duration"] == pytest.approx(1.24)
+    assert s["completed"] == 2 and s["failed"] == 0
+    assert s["total_input_tokens"] == 30 and s["total_output_tokens"] == 6
+    assert s["request_throughput"] == pytest.approx(2 / 1.24)
+    assert s["output_throughput"] == pytest.approx(6 / 1.24)
+    assert s["total_token_throughput"] == pytest.approx(36 / 1.24)
+    assert s["mean_ttft_ms"] == pytest.approx(150.0)
+    assert s["std_ttft_ms"] == pytest.approx(50.0)
+    assert s["mean_ttft_content_ms"] == pytest.approx(160.0)
+    # ITL pooled per gap: (10+20+30+40)/4, not the mean of per-request means (22.5... no: 30)
+    assert s["mean_itl_ms"] == pytest.approx(25.0)
+    # TPOT per request: (160-100)/3 = 20 and (240-200)/1 = 40
+    assert s["mean_tpot_ms"] == pytest.approx(30.0)
+    assert s["mean_e2el_ms"] == pytest.approx(200.0)
+    # two samples: rank 0.999 lies between them; the sketch gives the lower one (±1 %)
+    assert 160.0 * 0.99 <= s["p99.9_e2el_ms"] <= 240.0 * 1.01
+    assert s["max_e2el_ms"] == 240.0
+    assert s["request_goodput"] is None
+    # tokens: a's 4 arrive in second T0 (at .35 .36 .38 .41), b's 2 in T0+1 (.45, .49)
+    assert s["max_output_tokens_per_s"] == 4.0
+    rows = {row["t"]: row for row in s["intervals"]}
+    assert rows[int(T0)]["output_tokens"] == 4 and rows[int(T0) + 1]["output_tokens"] == 2
+    assert rows[int(T0)]["requests"] == 1 and rows[int(T0)]["input_tokens"] == 10
+
+
+def test_single_token_requests_have_no_tpot_or_itl():
+    r = LLMResult("r", t_start=T0, ttft=50.0, e2e=50.0, output_tokens=1, token_chunks=1)
+    assert r.tpot is None
+    s = summarize(collect([r]))
+    assert s["count_tpot"] == 0 and s["count_itl"] == 0 and s["mean_tpot_ms"] == 0.0
+    assert s["mean_ttft_ms"] == 50.0
+
+
+# -- distribution: workers -> master through msgpack ---------------------------------------
+
+
+def _wire(delta: dict) -> dict:
+    """Locust's transport: msgpack (tuples come back as lists)."""
+    return msgpack.unpackb(msgpack.packb(delta, use_bin_type=True), raw=False)
+
+
+def run_distributed(results: list[LLMResult], workers: int, seed: int, good=None) -> Collector:
+    rng = random.Random(seed)
+    ws = [Collector(good=good) for _ in range(workers)]
+    master = Collector(good=good)
+    for r in results:
+        ws[rng.randrange(workers)].add(r)
+        if rng.random() < 0.05:  # a periodic report from some worker
+            w = rng.choice(ws)
+            master.merge_delta(_wire(w.take_delta()))
+    for w in ws:
+        master.merge_delta(_wire(w.take_delta()))
+        assert w.take_delta() == {}  # nothing left after the final report
+    return master
+
+
+def _canon(s: dict) -> bytes:
+    return orjson.dumps(s, option=orjson.OPT_SORT_KEYS)
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+@pytest.mark.parametrize("usage_differs", [False, True])
+def test_split_across_workers_gives_identical_summary(workers, usage_differs):
+    results = make_results(
+        500, seed=workers, fail_every=7, abort_every=11, warmup=10, usage_differs=usage_differs
+    )
+    local = summarize(collect(results, good=_good), meta={"run": 1})
+    dist = summarize(run_distributed(results, workers, seed=5, good=_good), meta={"run": 1})
+    assert _canon(dist) == _canon(local)  # identical, field by field, bit by bit
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 60),
+    st.integers(0, 10_000),
+    st.integers(2, 3),
+    st.booleans(),
+)
+def test_split_identity_property(n, seed, workers, usage_differs):
+    results = make_results(
+        n, seed=seed, fail_every=5, abort_every=7, usage_differs=usage_differs, span_s=3.0
+    )
+    local = summarize(collect(results))
+    dist = summarize(run_distributed(results, workers, seed=seed))
+    assert _canon(dist) == _canon(local)
+
+
+def test_window_roundtrip_through_msgpack():
+    c = collect(make_results(50, seed=3, fail_every=4, usage_differs=True))
+    for sec, w in c.windows.items():
+        w2 = Window.from_dict(_wire(w.to_dict()))
+        assert _canon(w2.to_dict()) == _canon(w.to_dict()), sec
+    empty = Window.from_dict(_wire(Window().to_dict()))
+    assert empty.first_start == math.inf and empty.last_end == -math.inf
+
+
+def test_delta_only_ships_changed_windows():
+    c = Collector()
+    r1, r2 = make_results(2, seed=9, span_s=0.0)
+    c.add(r1)
+    d1 = c.take_delta()
+    assert list(d1) == [str(int(r1.t_start))]
+    assert c.take_delta() == {}
+    c.add(r2)
+    d2 = c.take_delta()
+    master = Collector()
+    master.merge_delta(_wire(d1))
+    master.merge_delta(_wire(d2))
+    assert _canon(summarize(master)) == _canon(summarize(collect([r1, r2])))
+
+
+# -- warm-up, errors, reset, windows, in-flight --------------------------------------------
+
+
+def test_warmup_results_are_excluded():
+    results = make_results(40, seed=4)
+    for r in results[:10]:
+        r.warmup = True
+        r.t_start -= 100.0  # long before the measured window: must not stretch duration
+    s = summarize(collect(results))
+    assert _canon(summarize(collect(results[10:]))) == _canon(s)
+    assert s["completed"] == 30
+    assert s["started_at"] == min(r.t_start for r in results[10:])
+
+
+def test_errors_counted_by_message_and_capped():
+    c = Collector()
+    for i in range(150):
+        c.add(LLMResult("r", t_start=T0, error=f"HTTP 500: boom {i}", status=500))
+    for _ in range(5):
+        c.add(LLMResult("r", t_start=T0, error="HTTP 500: boom 3", status=500))
+    c.add(LLMResult("r", t_start=T0 + 1, error="HTTP 401: no", status=401))
+    c.add(LLMResult("r", t_start=T0, aborted=True, error="stopped"))
+    s = summarize(c)
+    assert s["failed"] == 156 and s["aborted"] == 1 and s["completed"] == 0
+    assert s["errors"]["HTTP 500: boom 3"] == 6
+    assert s["errors"]["HTTP 401: no"] == 1
+    assert s["errors"]["other errors"] == 50  # at most 100 distinct messages per window
+    assert "stopped" not in s["errors"]
+    assert sum(s["errors"].values()) == 156
+    assert next(iter(s["errors"])) == "other errors"  # most frequent first
+    assert s["error_rate"] == 1.0  # 156 failed of 156 (the aborted one is not counted)
+    assert s["request_throughput"] == 0.0
+
+
+def test_reset_forgets_everything():
+    c = collect(make_results(30, seed=5, fail_every=3))
+    c.reset()
+    s = summarize(c)
+    assert s["completed"] == s["failed"] == s["total_output_tokens"] == 0
+    assert s["duration"] == 0.0 and s["request_throughput"] == 0.0
+    assert s["errors"] == {} and s["intervals"] == []
+    assert s["started_at"] is None and s["ended_at"] is None
+    for m in LATENCY_METRICS:
+        assert s[f"count_{m}"] == 0 and s[f"p99_{m}_ms"] == 0.0
+    assert c.take_delta() == {}
+    # and it collects again afterwards
+    r = make_results(1, seed=6)[0]
+    c.add(r)
+    assert summarize(c)["completed"] == 1
+
+
+def test_empty_summary():
+    s = summarize(Collector(), include_intervals=False, include_histograms=False)
+    assert s["duration"] == 0.0 and s["max_output_tokens_per_s"] == 0.0
+    assert "intervals" not in s and "histograms" not in s
+    assert s["meta"] == {}
+    orjson.dumps(s)
+
+
+def test_histograms_in_summary_remerge():
+    results = make_results(100, seed=8)
+    s = summarize(collect(results))
+    h = LogHistogram.from_dict(orjson.loads(orjson.dumps(s["histograms"]["itl"])))
+    x = [g for r in results for g in r.itl]
+    assert h.count == len(x)
+    assert h.mean == pytest.approx(float(np.mean(x)), rel=1e-12)
+
+
+def test_merged_time_range_and_intervals():
+    results = make_results(200, seed=10, fail_every=6)
+    c = collect(results)
+    lo = int(T0) + 2
+    hi = int(T0) + 5
+    w = c.merged(lo, hi)
+    inside = [r for r in results if lo <= int(r.t_start) < hi]
+    assert w.completed + w.failed == len(inside)
+    rows = interval_rows(c)
+    secs = [row["t"] for row in rows]
+    assert secs == list(range(secs[0], secs[-1] + 1))  # contiguous seconds, gaps filled
+    assert sum(row["requests"] for row in rows) == sum(1 for r in results if r.ok)
+    assert sum(row["failed"] for row in rows) == sum(1 for r in results if not r.ok)
+    total = sum(r.output_tokens for r in results if r.ok)
+    assert sum(row["output_tokens"] for row in rows) == pytest.approx(total)
+
+
+def test_inflight_tracking():
+    c = Collector()
+    for i in range(5):
+        c.request_started(T0 + i * 0.1)
+    for _ in range(3):
+        c.request_finished()
+    c.request_started(T0 + 1.5)
+    for _ in range(10):
+        c.request_finished()
+    assert c.inflight == 0
+    s = summarize(c)
+    assert s["max_concurrent_requests"] == 5
+    rows = {row["t"]: row["in_flight"] for row in s["intervals"]}
+    assert rows[int(T0)] == 5 and rows[int(T0) + 1] == 3
+
+
+# -- LLMResult -----------------------------------------------------------------------------
+
+
+def test_llmresult_tpot_ok_and_record():
+    r = LLMResult("POST /v1/chat/completions", ttft=100.0, e2e=400.0, output_tokens=4)
+    assert r.tpot == pytest.approx(100.0)
+    assert r.ok
+    assert LLMResult("x", ttft=None, e2e=400.0, output_tokens=4).tpot is None
+    assert LLMResult("x", ttft=1.0, e2e=None, output_tokens=4).tpot is None
+    assert LLMResult("x", ttft=1.0, e2e=2.0, output_tokens=0).tpot is None
+    assert not LLMResult("x", error="e").ok
+    assert not LLMResult("x", aborted=True).ok
+    r.id, r.t_start, r.itl, r.text = "chatcmpl-1", T0, [10.0, 20.0], "secret text"
+    rec = orjson.loads(r.to_json_line())
+    assert r.to_json_line().endswith(b"\n") and r.to_json_line().count(b"\n") == 1
+    for key in (
+        "id", "name", "model", "t_start", "queue_time", "ttft", "ttft_content", "itl", "e2e",
+        "stream_closed", "prompt_tokens", "output_tokens", "token_chunks", "finish_reason",
+        "status", "error", "aborted",
+    ):  # fmt: skip
+        assert key in rec, key
+    assert "text" not in rec
+    assert rec["itl"] == [10.0, 20.0] and rec["t_start"] == T0 and rec["ttft_content"] is None
+    assert LLMResult("x").itl is not LLMResult("y").itl  # no shared default list
