@@ -1,7 +1,7 @@
 """Side-by-side comparison of scenarios against a baseline (seed 000: baseline vs core-aware).
 
 Pairing: the baseline is the scenario named by `--baseline`, else one whose scenario.json
-says `"baseline": true`, else the first scenario.  The *variant* of a scenario is its values
+says `"reference": true` (scenario files: `reference = true`), else the first scenario.  The *variant* of a scenario is its values
 of the varying parameters other than the sweep axis (users/rate); every scenario of another
 variant is compared with the baseline-variant scenario at the same axis value, so a
 `lb x users` run compares least_conn@50 with round_robin@50, never with round_robin@10.
@@ -18,7 +18,7 @@ from typing import Any
 
 from .load import Scenario
 from .stats import DEFAULT_SEED, DiffCI, bootstrap_quantile_diff
-from .sweeps import AXIS_PREFERENCE
+from .sweeps import AXIS_PREFERENCE, group_keys
 from .tables import METRICS, scalar_params, scenario_row, varying_params
 
 RATIO_FIELDS = (
@@ -76,7 +76,7 @@ def _pick_baseline(scenarios: list[Scenario], name: str | None) -> Scenario:
             f"choose one of: {', '.join(s.name for s in scenarios)}"
         )
     for sc in scenarios:
-        if sc.params.get("baseline") is True:
+        if sc.params.get("reference") is True:
             return sc
     return scenarios[0]
 
@@ -90,7 +90,7 @@ def pairs(
     base = _pick_baseline(scenarios, baseline)
     varying = varying_params(scenarios)
     axis = next((a for a in AXIS_PREFERENCE if a in varying), None)
-    others = [k for k in varying if k != axis]
+    others = group_keys(scenarios, axis, varying)
 
     def variant(sc: Scenario) -> tuple:
         p = scalar_params(sc)

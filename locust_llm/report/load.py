@@ -176,6 +176,16 @@ def load_scenario(path: Path, run_id: str | None = None) -> Scenario:
     )
 
 
+def is_scenario_dir(d: Path) -> bool:
+    """Holds a scenario's summary.json, not the run-level summary.json a report writes
+    next to the scenario directories (that one has a "scenarios" list)."""
+    try:
+        doc = json.loads((Path(d) / SUMMARY).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and "scenarios" not in doc
+
+
 def scenario_dirs(run_dir: Path) -> list[Path]:
     """Scenario directories of a run, in the order they ran.
 
@@ -184,9 +194,9 @@ def scenario_dirs(run_dir: Path) -> list[Path]:
     scenario.json when present, else the summary's start time, else the name.
     """
     run_dir = Path(run_dir)
-    if (run_dir / SUMMARY).is_file():
+    if is_scenario_dir(run_dir):
         return [run_dir]
-    dirs = [d for d in sorted(run_dir.iterdir()) if d.is_dir() and (d / SUMMARY).is_file()]
+    dirs = [d for d in sorted(run_dir.iterdir()) if d.is_dir() and is_scenario_dir(d)]
 
     def key(d: Path) -> tuple[float, float, str]:
         order, started = float("inf"), float("inf")

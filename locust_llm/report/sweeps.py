@@ -58,6 +58,31 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def group_keys(scenarios: list[Scenario], axis: str | None, varying: list[str]) -> list[str]:
+    """Varying parameters that define separate curves for `axis`.
+
+    A parameter that is a function of the axis value (spawn_rate = users, a name template
+    value) moves with the axis and must not split the curve into one-point pieces.
+    """
+    if axis is None:
+        return list(varying)
+    out = []
+    for k in varying:
+        if k == axis:
+            continue
+        seen: dict[str, str] = {}
+        dependent = True
+        for sc in scenarios:
+            p = scalar_params(sc)
+            x, v = repr(p.get(axis)), repr(p.get(k))
+            if seen.setdefault(x, v) != v:
+                dependent = False
+                break
+        if not dependent:
+            out.append(k)
+    return out
+
+
 def _throughput(sc: Scenario) -> float:
     v = sc.summary.get("output_throughput")
     return float(v) if _is_num(v) else float("nan")
@@ -73,9 +98,17 @@ def find_sweeps(scenarios: list[Scenario], min_points: int = 2) -> list[Sweep]:
         if all(_is_num(p.get(k)) for p in params) and len({p.get(k) for p in params}) >= min_points
     ]
     axes.sort(key=lambda k: (AXIS_PREFERENCE.index(k) if k in AXIS_PREFERENCE else 99, k))
+    chosen: list[str] = []
+    for k in axes:  # spawn_rate = users is the users sweep again: one plot, not two
+        if not any(
+            k not in group_keys(scenarios, a, varying)
+            and a not in group_keys(scenarios, k, varying)
+            for a in chosen
+        ):
+            chosen.append(k)
     sweeps: list[Sweep] = []
-    for axis in axes:
-        others = [k for k in varying if k != axis]
+    for axis in chosen:
+        others = group_keys(scenarios, axis, varying)
         groups: dict[tuple, list[Scenario]] = {}
         for sc, p in zip(scenarios, params):
             key = tuple((k, repr(p.get(k))) for k in others)

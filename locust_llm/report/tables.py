@@ -28,7 +28,18 @@ COUNTS = ("completed", "failed", "error_rate", "duration")
 # Parameters shown first when present; the rest of scenario.json follows alphabetically.
 PARAM_ORDER = ("users", "spawn_rate", "rate", "tp", "replicas", "lb", "backend", "max_tokens")
 # scenario.json keys that are bookkeeping, not experiment parameters.
-NOT_PARAMS = {"name", "order", "slo", "locustfile", "run_id", "file"}
+NOT_PARAMS = {
+    "name",
+    "order",
+    "slo",
+    "locustfile",
+    "run_id",
+    "file",
+    "reference",
+    "swept",
+    "description",
+    "ready_timeout",
+}
 
 
 def metric_column(metric: str, stat: str) -> str:

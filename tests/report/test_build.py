@@ -31,6 +31,9 @@ def test_sweep_report_files_columns_knee_and_slo(sweep_run: Path):
     for m in ("ttft", "tpot", "itl", "e2el"):
         for s in ("mean", "p50", "p90", "p99"):
             assert f"{s}_{m}_ms" in rows[0]
+    build_report([sweep_run], sweep_run, resamples=100)  # rebuilding next to its own output
+    with (sweep_run / "summary.csv").open() as fh:
+        assert len(list(csv.DictReader(fh))) == len(USERS)
     doc = json.loads((sweep_run / "summary.json").read_text())
     (curve,) = [s for s in doc["sweeps"] if s["axis"] == "users"]
     assert curve["knee"]["x"] == 40
