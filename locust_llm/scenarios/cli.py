@@ -1,0 +1,200 @@
+"""`locust-llm run FILE.toml [...]`: run every scenario of a file, then build the report.
+
+Exit codes: 0 all scenarios ran and met their SLOs; 3 some scenario failed an SLO (as
+`--llm-slo` on a plain locust run); 1 some scenario could not run; 2 bad file/arguments;
+130 interrupted (finished scenarios are kept, and the same command resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import sys
+from pathlib import Path
+
+from .spec import ScenarioError, ScenarioSpec, load_file, parse_duration
+
+EXIT_SLO = 3
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="locust-llm run",
+        description="Run a scenario file: for each scenario bring the backend up, run Locust "
+        "headless, scrape server metrics, tear down; then write reports/<run-id>/report.html.",
+    )
+    p.add_argument("file", type=Path, help="scenario file (TOML)")
+    p.add_argument(
+        "--backend",
+        choices=("emulator",),
+        help="run every scenario on the emulator instead of its own backend",
+    )
+    p.add_argument("--run-time", help="override every scenario's duration (e.g. 5s)")
+    p.add_argument(
+        "--run-id",
+        help="results go to OUT/RUN_ID (default: the file's name); "
+        "re-running with the same id resumes",
+    )
+    p.add_argument("--out", type=Path, default=Path("reports"), help="output root (reports)")
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="run only scenarios whose name matches this glob (repeatable)",
+    )
+    p.add_argument("--fresh", action="store_true", help="re-run finished scenarios too")
+    p.add_argument(
+        "--validate",
+        action="store_true",
+        help="parse and expand the file, print the scenarios, run nothing",
+    )
+    p.add_argument("--no-report", action="store_true", help="skip building report.html")
+    return p
+
+
+def apply_overrides(specs: list[ScenarioSpec], backend: str | None, run_time: float | None) -> None:
+    """`--backend emulator`: every scenario on the emulator, placement-only fields dropped
+    (vllm_cmd/urls mean nothing there; baseline stays as a label).  `--run-time`: every duration replaced;
+    the warm-up is capped at a fifth of it so a smoke run still measures something."""
+    for s in specs:
+        p = s.params
+        if backend:
+            p["backend"] = backend
+            for k in ("vllm_cmd", "urls"):
+                p.pop(k, None)
+            if not p.get("model") and not p.get("models"):
+                p["model"] = "emulated-model"
+        if run_time is not None:
+            p["run_time"] = run_time
+            p["warmup"] = min(float(p.get("warmup") or 0.0), run_time / 5)
+            if p.get("kill_replica"):
+                p["kill_replica"] = {
+                    **p["kill_replica"],
+                    "at": min(p["kill_replica"]["at"], run_time / 2),
+                }
+
+
+def describe(specs: list[ScenarioSpec]) -> str:
+    lines = []
+    for s in specs:
+        p = s.params
+        dur = f"{s.run_time:g}s" if s.run_time else f"{p.get('requests')} requests"
+        lines.append(
+            f"{s.index + 1:>3}. {s.name}: backend={p['backend']} users={p['users']} "
+            f"replicas={p.get('replicas') or '-'} tp={p.get('tp')} lb={p.get('lb')} {dur}"
+            + (f" slo={','.join(p['slo'])}" if p.get("slo") else "")
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        specs = load_file(args.file)
+        run_time = parse_duration(args.run_time) if args.run_time else None
+    except ScenarioError as e:
+        print(f"locust-llm run: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as e:
+        print(f"locust-llm run: --run-time: expected {e}", file=sys.stderr)
+        return EXIT_USAGE
+    apply_overrides(specs, args.backend, run_time)
+    if args.only:
+        specs = [s for s in specs if any(fnmatch.fnmatchcase(s.name, o) for o in args.only)]
+        if not specs:
+            print(f"locust-llm run: no scenario matches {args.only}", file=sys.stderr)
+            return EXIT_USAGE
+    if args.validate:
+        print(describe(specs))
+        return 0
+    run_id = args.run_id or args.file.stem
+    run_dir = args.out / run_id
+    return run_all(specs, run_dir, fresh=args.fresh, report=not args.no_report)
+
+
+def run_all(
+    specs: list[ScenarioSpec], run_dir: Path, *, fresh: bool = False, report: bool = True
+) -> int:
+    """Run (or resume) `specs` into `run_dir`; returns the exit code described above."""
+    from .runner import Outcome, Progress, is_done, run_scenario
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    progress = Progress(specs)
+    print(
+        f"locust-llm run: {len(specs)} scenario(s) -> {run_dir}  (ETA {progress.eta(len(specs))})",
+        flush=True,
+    )
+    outcomes: list[Outcome] = []
+    interrupted = False
+    try:
+        for i, spec in enumerate(specs):
+            d = run_dir / spec.name
+            left = len(specs) - i - 1
+            if not fresh and is_done(d, spec):
+                progress.skipped(spec)
+                progress.line(spec, "finished earlier, kept (use --fresh to re-run)")
+                outcomes.append(Outcome(spec.name, "skipped"))
+                continue
+            outcomes.append(run_scenario(spec, d, progress, left))
+    except KeyboardInterrupt:
+        interrupted = True
+        print(
+            "locust-llm run: interrupted; finished scenarios are kept, re-run to resume",
+            file=sys.stderr,
+            flush=True,
+        )
+    if report:
+        _report(run_dir)
+    errors = [o for o in outcomes if o.status == "error"]
+    slo_failed = [o for o in outcomes if o.status == "slo_failed"]
+    skipped_failed = [
+        s.name
+        for s in specs
+        if any(o.name == s.name and o.status == "skipped" for o in outcomes)
+        and _done_slo_failed(run_dir / s.name)
+    ]
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if errors:
+        print(
+            f"locust-llm run: {len(errors)} scenario(s) failed to run: "
+            + ", ".join(o.name for o in errors),
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    if slo_failed or skipped_failed:
+        names = [o.name for o in slo_failed] + skipped_failed
+        print(f"locust-llm run: SLO FAILED in {', '.join(names)}", file=sys.stderr)
+        return EXIT_SLO
+    return 0
+
+
+def _done_slo_failed(d: Path) -> bool:
+    import json
+
+    try:
+        return json.loads((d / ".done").read_text()).get("slo_passed") is False
+    except (OSError, ValueError):
+        return False
+
+
+def _report(run_dir: Path) -> None:
+    from locust_llm.report import build_report
+
+    old = None
+    try:
+        import signal
+
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        path = build_report([run_dir], run_dir)
+        print(f"report: {path}", flush=True)
+    except ValueError:
+        print("locust-llm run: no finished scenario, no report", file=sys.stderr)
+    finally:
+        if old is not None:
+            import signal
+
+            signal.signal(signal.SIGINT, old)

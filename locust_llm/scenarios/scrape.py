@@ -1,0 +1,145 @@
+"""Scrape replicas' `/metrics` and nginx `stub_status` once a second into server_metrics.jsonl.
+
+Runs in a daemon thread of the scenario runner (never inside Locust: its greenlets must not
+pay for parsing). Line format (documented in report/load.py, read by the report):
+
+    {"t": epoch, "replica": "r0", "model": "m", "num_requests_running": 3.0,
+     "num_requests_waiting": 0.0, "kv_cache_usage_perc": 0.12, "num_preemptions_total": 0.0,
+     "prompt_tokens_total": 1234.0, "generation_tokens_total": 5678.0,
+     "request_success_total": 42.0}
+    {"t": epoch, "nginx": {"active": 5, "accepts": 9, "handled": 9, "requests": 40,
+                           "reading": 0, "writing": 3, "waiting": 2}}
+    {"t": epoch, "replica": "r0", "error": "URLError: connection refused"}
+
+Gauges and counters are summed over label sets (one replica may serve several model names),
+except `kv_cache_usage_perc`, a fraction, which takes the maximum.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from prometheus_client.parser import text_string_to_metric_families
+
+GAUGES = ("num_requests_running", "num_requests_waiting", "kv_cache_usage_perc")
+COUNTERS = (
+    "num_preemptions_total",
+    "prompt_tokens_total",
+    "generation_tokens_total",
+    "request_success_total",
+)
+_STUB = re.compile(
+    r"Active connections:\s*(\d+).*?\n\s*(\d+)\s+(\d+)\s+(\d+)\s*\n"
+    r"\s*Reading:\s*(\d+)\s+Writing:\s*(\d+)\s+Waiting:\s*(\d+)",
+    re.S,
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One replica to scrape: its name in the plan, served model and /metrics URL."""
+
+    replica: str
+    model: str | None
+    url: str
+
+
+def parse_vllm_metrics(text: str) -> dict[str, float]:
+    """The gauges and counters above from Prometheus exposition text (vllm: prefix)."""
+    out: dict[str, float] = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            name = s.name.removeprefix("vllm:")
+            if name in GAUGES or name in COUNTERS:
+                if name == "kv_cache_usage_perc":
+                    out[name] = max(out.get(name, 0.0), float(s.value))
+                else:
+                    out[name] = out.get(name, 0.0) + float(s.value)
+    return out
+
+
+def parse_stub_status(text: str) -> dict[str, int]:
+    """nginx `stub_status` page -> {active, accepts, handled, requests, reading, writing, waiting}."""
+    m = _STUB.search(text)
+    if not m:
+        raise ValueError(f"not a stub_status page: {text[:80]!r}")
+    keys = ("active", "accepts", "handled", "requests", "reading", "writing", "waiting")
+    return dict(zip(keys, (int(x) for x in m.groups())))
+
+
+def _fetch(url: str, timeout: float) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read().decode("utf-8", "replace")
+
+
+class Scraper:
+    """Background sampler; `start()`, then `stop()` (joins, flushes). Safe to stop twice."""
+
+    def __init__(
+        self,
+        targets: list[Target],
+        nginx_status_url: str | None,
+        path: Path,
+        interval: float = 1.0,
+        timeout: float = 0.8,
+    ) -> None:
+        self.targets = targets
+        self.nginx_status_url = nginx_status_url
+        self.path = Path(path)
+        self.interval = interval
+        self.timeout = timeout
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.samples = 0
+
+    def start(self) -> Scraper:
+        self._thread = threading.Thread(target=self._loop, name="llm-scraper", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5 * self.interval + self.timeout * (len(self.targets) + 1))
+            self._thread = None
+
+    def _loop(self) -> None:
+        with self.path.open("a") as fh:
+            next_t = time.monotonic()
+            while not self._stop.is_set():
+                self.scrape_once(fh)
+                fh.flush()
+                next_t += self.interval
+                self._stop.wait(max(0.0, next_t - time.monotonic()))
+
+    def scrape_once(self, fh: TextIO) -> None:
+        """One sample per target plus one nginx sample, each stamped when it was read."""
+        for tgt in self.targets:
+            line: dict[str, Any] = {"replica": tgt.replica}
+            try:
+                text = _fetch(tgt.url, self.timeout)
+                line["t"] = time.time()
+                if tgt.model:
+                    line["model"] = tgt.model
+                line.update(parse_vllm_metrics(text))
+            except Exception as e:  # a dead replica is data, not a crash
+                line["t"] = time.time()
+                line["error"] = f"{type(e).__name__}: {e}"[:200]
+            fh.write(json.dumps(line) + "\n")
+            self.samples += 1
+        if self.nginx_status_url:
+            try:
+                stub = parse_stub_status(_fetch(self.nginx_status_url, self.timeout))
+                fh.write(json.dumps({"t": time.time(), "nginx": stub}) + "\n")
+            except Exception as e:
+                fh.write(
+                    json.dumps({"t": time.time(), "nginx_error": f"{type(e).__name__}: {e}"[:200]})
+                    + "\n"
+                )

@@ -1,0 +1,516 @@
+"""Scenario files: TOML -> validated, matrix-expanded list of `ScenarioSpec`.
+
+File shape:
+
+    [defaults]                 # applies to every scenario
+    backend = "emulator"
+    model = "Qwen/Qwen2.5-0.5B-Instruct"
+    run_time = "60s"
+
+    [[scenario]]
+    name = "sweep"
+    users = [1, 10, 50]        # a list where one value is expected: one scenario per value
+    lb = ["round_robin", "least_conn"]      # several lists: the cartesian product
+    slo = ["ttft_p95<=800ms", "error_rate<=1%"]   # or a table: [scenario.slo] ttft_p95 = "<=800ms"
+
+A field that takes a list by nature (serve_args, models, urls, ...) sweeps when given a list
+of lists.  Expanded names are `<name>-<key>-<value>...`, or `name` may be a template such as
+"lb-{lb}-u{users}".  Errors name the file, the line (found by scanning the text, TOML
+parsers do not keep positions), the key, and what is allowed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+BACKENDS = ("emulator", "cpu", "gpu", "external")
+LB_METHODS = ("least_conn", "round_robin", "hash", "random_two_least_conn")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+DEFAULT_RUN_TIME = 60.0
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be run; the message says where and what is allowed."""
+
+
+# ---- value checkers: return the normalised value or raise ValueError(what is allowed) -----
+def _str(v: Any) -> str:
+    if not isinstance(v, str) or not v:
+        raise ValueError("a non-empty string")
+    return v
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError("true or false")
+    return v
+
+
+def _pos_int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError("an integer >= 1")
+    return v
+
+
+def _pos_num(v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+        raise ValueError("a number > 0")
+    return float(v)
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(v: Any) -> str:
+        if v not in options:
+            raise ValueError("one of " + ", ".join(repr(o) for o in options))
+        return v
+
+    return check
+
+
+_DUR = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(v: Any) -> float:
+    """Seconds from `90`, `"90s"`, `"2m"`, `"1h30m"`, `"500ms"` (Locust's -t spelling)."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
+        return float(v)
+    if isinstance(v, str):
+        text = v.strip().replace(" ", "")
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            return float(text)
+        parts = _DUR.findall(text)
+        if parts and "".join(a + b for a, b in parts) == text:
+            mult = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+            return sum(float(a) * mult[b] for a, b in parts)
+    raise ValueError('a duration: seconds (30) or a string like "30s", "2m", "1h30m"')
+
+
+def _duration(v: Any) -> float:
+    return parse_duration(v)
+
+
+def _args(v: Any) -> list[str]:
+    if isinstance(v, str):
+        import shlex
+
+        return shlex.split(v)
+    if isinstance(v, list) and all(isinstance(x, (str, int, float)) for x in v):
+        return [str(x) for x in v]
+    raise ValueError('a list of strings (["--max-num-seqs", "50"]) or one string')
+
+
+def _str_list(v: Any) -> list[str]:
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return list(v)
+    raise ValueError("a list of strings")
+
+
+def _models(v: Any) -> list[dict[str, Any]]:
+    if isinstance(v, list) and v and all(isinstance(x, dict) and "name" in x for x in v):
+        return [dict(x) for x in v]
+    raise ValueError('a list of tables with a name: [{name = "m1", replicas = 2}, ...]')
+
+
+def _slo(v: Any) -> list[str]:
+    from locust_llm.checks import SLOError, parse_slo
+
+    if isinstance(v, dict):
+        exprs = [f"{k}{val}" if isinstance(val, str) else f"{k}<={val}" for k, val in v.items()]
+    elif isinstance(v, list) and all(isinstance(x, str) for x in v):
+        exprs = list(v)
+    elif isinstance(v, str):
+        exprs = [v]
+    else:
+        raise ValueError(
+            'a list of expressions ["ttft_p95<=800ms"] or a table ttft_p95 = "<=800ms"'
+        )
+    for e in exprs:
+        try:
+            parse_slo(e)
+        except SLOError as err:
+            raise ValueError(str(err)) from None
+    return exprs
+
+
+def _table(v: Any) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise ValueError("a table")
+    for k, x in v.items():
+        if not isinstance(x, (str, int, float, bool)):
+            raise ValueError(f"a table of plain values ({k!r} is {type(x).__name__})")
+    return dict(v)
+
+
+def _env(v: Any) -> dict[str, str]:
+    if not isinstance(v, dict) or not all(isinstance(x, (str, int, float)) for x in v.values()):
+        raise ValueError('a table of strings: {NAME = "value"}')
+    return {str(k): str(x) for k, x in v.items()}
+
+
+def _kill(v: Any) -> dict[str, Any]:
+    if not isinstance(v, dict) or "at" not in v:
+        raise ValueError('a table {at = "20s", replica = "NAME"} (replica defaults to the last)')
+    out = {"at": parse_duration(v["at"])}
+    if "replica" in v:
+        out["replica"] = _str(v["replica"])
+    return out
+
+
+@dataclass(frozen=True)
+class Field:
+    check: Callable[[Any], Any]
+    help: str
+    listy: bool = False  # takes a list by nature: sweeps only on a list of lists
+
+
+FIELDS: dict[str, Field] = {
+    "name": Field(_str, "scenario name (letters, digits, . _ -), may use {field} templates"),
+    "description": Field(_str, "free text shown in the report"),
+    "backend": Field(_choice(BACKENDS), "where the servers come from"),
+    "model": Field(_str, "served model name (and vllm serve MODEL)"),
+    "models": Field(_models, "several models: [{name, replicas, tp, serve_args}]", listy=True),
+    "urls": Field(_str_list, "external backend URLs", listy=True),
+    "tp": Field(_pos_int, "tensor-parallel size per replica"),
+    "replicas": Field(_pos_int, "replica count (cpu: total over NUMA nodes)"),
+    "lb": Field(_choice(LB_METHODS), "nginx balancing policy"),
+    "baseline": Field(_bool, "cpu backend: one unbound replica (seed 000's baseline)"),
+    "vllm_cmd": Field(_str, "executable replacing `vllm serve`"),
+    "serve_args": Field(_args, "extra `vllm serve` flags for every replica", listy=True),
+    "emulator_args": Field(_args, "extra --emu-* flags, used only on the emulator", listy=True),
+    "ready_timeout": Field(_duration, "how long replicas may take to become healthy"),
+    "locustfile": Field(_str, "path, relative to the TOML file or the working directory"),
+    "users": Field(_pos_int, "concurrent users (closed loop)"),
+    "spawn_rate": Field(_pos_num, "users started per second (default: all at once)"),
+    "rate": Field(_pos_num, "open-loop cap: requests per second over all users (--ips)"),
+    "run_time": Field(_duration, "test duration"),
+    "requests": Field(_pos_int, "stop after this many requests (-i)"),
+    "warmup": Field(_duration, "seconds excluded from metrics at the start"),
+    "max_tokens": Field(_pos_int, "max_tokens per request"),
+    "prompt_tokens": Field(_pos_int, "synthetic prompt length in tokens"),
+    "ignore_eos": Field(_bool, "generate exactly max_tokens"),
+    "timeout": Field(_duration, "longest silence tolerated in a stream"),
+    "slo": Field(_slo, "SLO expressions, all must pass", listy=True),
+    "options": Field(_table, "extra --llm-* options: {name = value}"),
+    "locust_args": Field(_args, "extra raw Locust arguments", listy=True),
+    "env": Field(_env, "environment variables for the Locust process"),
+    "kill_replica": Field(_kill, 'fault injection: {at = "20s", replica = "NAME"}'),
+    "reference": Field(_bool, "the scenario others are compared with in the report"),
+}
+DEFAULTS: dict[str, Any] = {
+    "backend": "emulator",
+    "locustfile": "locustfiles/chat.py",
+    "users": 1,
+    "tp": 1,
+    "lb": "least_conn",
+    "warmup": 0.0,
+    "ready_timeout": 900.0,
+}
+
+
+@dataclass
+class ScenarioSpec:
+    """One runnable scenario after defaults, expansion and validation."""
+
+    name: str
+    index: int
+    params: dict[str, Any]
+    source: Path
+    swept: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.params.get(key, default)
+
+    @property
+    def run_time(self) -> float | None:
+        rt = self.params.get("run_time")
+        if rt is None and not self.params.get("requests"):
+            return DEFAULT_RUN_TIME
+        return rt
+
+    def to_json(self) -> dict[str, Any]:
+        """scenario.json: what the report plots against (resolved, JSON-safe)."""
+        out: dict[str, Any] = {"name": self.name, "order": self.index, "file": str(self.source)}
+        out.update(self.params)
+        out["run_time"] = self.run_time
+        out["spawn_rate"] = self.params.get("spawn_rate") or float(self.params["users"])
+        out["swept"] = sorted(self.swept)
+        return out
+
+
+# ---- locating keys in the text for error messages ------------------------------------------
+_HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\"-]+)\s*\]\]?")
+
+
+def locate(text: str, section: str, index: int | None, key: str | None) -> int | None:
+    """1-based line of `key` inside `[defaults]` or the `index`-th `[[scenario]]` (with its
+    sub-tables), or of the section header when key is None/not found."""
+    lines = text.splitlines()
+    start = None
+    count = -1
+    for i, line in enumerate(lines):
+        m = _HEADER.match(line)
+        if not m:
+            continue
+        name = m.group(1)
+        if section == "scenario" and line.strip().startswith("[[") and name == "scenario":
+            count += 1
+            if count == index:
+                start = i
+                break
+        elif section == "defaults" and name == "defaults":
+            start = i
+            break
+    if start is None:
+        return None
+    top = key.split(".")[0] if key else None
+    for j in range(start + 1, len(lines)):
+        m = _HEADER.match(lines[j])
+        if m and not m.group(1).startswith(section + "."):
+            break
+        if m and top and m.group(1) == f"{section}.{top}":
+            return j + 1
+        if top and re.match(rf"^\s*{re.escape(top)}\s*=", lines[j]):
+            return j + 1
+    return start + 1
+
+
+def _error(
+    path: Path,
+    text: str,
+    section: str,
+    index: int | None,
+    key: str | None,
+    msg: str,
+    name: str | None = None,
+) -> ScenarioError:
+    line = locate(text, section, index, key)
+    where = f"{path}:{line}" if line else str(path)
+    what = "[defaults]" if section == "defaults" else f"[[scenario]] #{(index or 0) + 1}"
+    if name:
+        what += f" ({name})"
+    if key:
+        what += f" key {key!r}"
+    return ScenarioError(f"{where}: {what}: {msg}")
+
+
+def _validate_entry(
+    entry: dict[str, Any], err: Callable[[str | None, str], ScenarioError]
+) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """Check every key; returns (fixed values, swept key -> list of values)."""
+    fixed: dict[str, Any] = {}
+    swept: dict[str, list[Any]] = {}
+    for key, raw in entry.items():
+        spec = FIELDS.get(key)
+        if spec is None:
+            near = [k for k in FIELDS if k.startswith(key[:3])]
+            hint = f" (did you mean {', '.join(near)}?)" if near else ""
+            raise err(key, f"unknown key{hint}; allowed: {', '.join(FIELDS)}")
+        if key in ("name", "description", "reference") and isinstance(raw, list):
+            raise err(key, f"cannot be swept: give one value ({spec.help})")
+        sweep = isinstance(raw, list) and (
+            not spec.listy or (raw and all(isinstance(x, list) for x in raw))
+        )
+        if (
+            key == "models"
+            and isinstance(raw, list)
+            and raw
+            and all(isinstance(x, list) for x in raw)
+        ):
+            sweep = True
+        if key == "options" and isinstance(raw, dict):
+            for ok, ov in raw.items():
+                if isinstance(ov, list):
+                    if not ov:
+                        raise err(f"options.{ok}", "an empty list sweeps nothing")
+                    swept[f"options.{ok}"] = [
+                        _check(err, f"options.{ok}", _table, {ok: x})[ok] for x in ov
+                    ]
+            plain = {k: v for k, v in raw.items() if not isinstance(v, list)}
+            fixed[key] = _check(err, key, spec.check, plain)
+            continue
+        if sweep:
+            if not raw:
+                raise err(key, "an empty list sweeps nothing: give at least one value")
+            swept[key] = [_check(err, key, spec.check, x) for x in raw]
+        else:
+            fixed[key] = _check(err, key, spec.check, raw)
+    return fixed, swept
+
+
+def _check(
+    err: Callable[[str | None, str], ScenarioError],
+    key: str,
+    check: Callable[[Any], Any],
+    value: Any,
+) -> Any:
+    try:
+        return check(value)
+    except ValueError as e:
+        shown = repr(value)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        help_ = FIELDS[key].help if key in FIELDS else ""
+        raise err(key, f"got {shown}; expected {e}" + (f" ({help_})" if help_ else "")) from None
+
+
+def _fmt_value(v: Any) -> str:
+    s = str(v).rstrip("0").rstrip(".") if isinstance(v, float) else str(v)
+    if isinstance(v, list):
+        s = "_".join(str(x) for x in v)[:24]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_") or "x"
+
+
+def _locustfile(value: str, source: Path) -> Path | None:
+    p = Path(value)
+    cands = (
+        [p]
+        if p.is_absolute()
+        else [source.parent / p, Path.cwd() / p, Path(__file__).resolve().parents[2] / p]
+    )
+    for c in cands:
+        if c.is_file():
+            return c.resolve()
+    return None
+
+
+def load_file(path: str | Path) -> list[ScenarioSpec]:
+    """Parse, validate and expand one scenario file. Raises ScenarioError."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ScenarioError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(f"{path}: invalid TOML: {e}") from None
+    unknown = set(doc) - {"defaults", "scenario"}
+    if unknown:
+        k = sorted(unknown)[0]
+        line = next(
+            (
+                i + 1
+                for i, ln in enumerate(text.splitlines())
+                if re.match(rf"^\s*\[*\s*{re.escape(k)}\b", ln)
+            ),
+            None,
+        )
+        raise ScenarioError(
+            f"{path}{f':{line}' if line else ''}: unknown top-level key {k!r}; "
+            "a scenario file has [defaults] and [[scenario]] entries"
+        )
+    defaults = doc.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise ScenarioError(f"{path}: 'defaults' must be a table: [defaults]")
+    entries = doc.get("scenario", [])
+    if not isinstance(entries, list) or not entries:
+        raise ScenarioError(f"{path}: no scenarios: add at least one [[scenario]] with a name")
+
+    def derr(key: str | None, msg: str) -> ScenarioError:
+        return _error(path, text, "defaults", None, key, msg)
+
+    d_fixed, d_swept = _validate_entry(defaults, derr)
+    specs: list[ScenarioSpec] = []
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise _error(path, text, "scenario", i, None, "must be a table")
+        ename = entry.get("name") if isinstance(entry.get("name"), str) else None
+
+        def err(key: str | None, msg: str, i: int = i, ename: str | None = ename) -> ScenarioError:
+            return _error(path, text, "scenario", i, key, msg, ename)
+
+        if "name" not in entry:
+            raise err("name", 'missing: every [[scenario]] needs name = "..."')
+        fixed, swept = _validate_entry(entry, err)
+        base = {**DEFAULTS, **d_fixed, **fixed}
+        if "options" in d_fixed and "options" in fixed:
+            base["options"] = {**d_fixed["options"], **fixed["options"]}
+        # a scenario's own value (fixed or swept) overrides a swept default
+        sweeps = {k: v for k, v in d_swept.items() if k not in fixed}
+        sweeps.update(swept)
+        keys = list(sweeps)
+        for combo in itertools.product(*(sweeps[k] for k in keys)) if keys else [()]:
+            params = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+            chosen = dict(zip(keys, combo))
+            for k, v in chosen.items():
+                if k.startswith("options."):
+                    params.setdefault("options", {})
+                    params["options"] = {**params["options"], k.split(".", 1)[1]: v}
+                else:
+                    params[k] = v
+            name = params["name"]
+            if "{" in name:
+                try:
+                    name = name.format(
+                        **{
+                            k.replace("options.", ""): _fmt_value(v)
+                            for k, v in {**params, **chosen}.items()
+                        }
+                    )
+                except (KeyError, IndexError, ValueError) as e:
+                    raise err("name", f"template {name!r} names an unknown field {e}") from None
+            elif chosen:
+                name += "".join(
+                    f"-{k.replace('options.', '')}-{_fmt_value(v)}" for k, v in chosen.items()
+                )
+            if not NAME_RE.match(name):
+                raise err(
+                    "name",
+                    f"{name!r} is not usable as a directory name; allowed: "
+                    "letters, digits, '.', '_', '-' (start with a letter or digit)",
+                )
+            if name in seen:
+                raise err(
+                    "name",
+                    f"scenario name {name!r} is used twice (also scenario "
+                    f"#{seen[name] + 1}); names must be unique",
+                )
+            seen[name] = i
+            _check_scenario(params, chosen, err, path)
+            params["name"] = name
+            specs.append(ScenarioSpec(name, len(specs), params, path, chosen))
+    return specs
+
+
+def _check_scenario(
+    params: dict[str, Any],
+    chosen: dict[str, Any],
+    err: Callable[[str | None, str], ScenarioError],
+    path: Path,
+) -> None:
+    """Cross-field rules that single-key checks cannot see."""
+    backend = params["backend"]
+    if backend == "external" and not params.get("urls"):
+        raise err("urls", "backend 'external' needs urls = [\"http://host:port\", ...]")
+    if backend != "external" and not (params.get("model") or params.get("models")):
+        raise err("model", f'backend {backend!r} needs model = "NAME" or models = [...]')
+    if params.get("baseline") and backend == "cpu" and (params.get("replicas") or 1) != 1:
+        raise err("baseline", "baseline is one unbound replica: drop replicas")
+    lf = _locustfile(params["locustfile"], path)
+    if lf is None:
+        raise err(
+            "locustfile",
+            f"{params['locustfile']!r} not found (looked next to {path.name}, "
+            "in the working directory and in the locust-llm checkout)",
+        )
+    params["locustfile"] = str(lf)
+    spawn = params.get("spawn_rate")
+    if spawn is None:
+        params.pop("spawn_rate", None)
+    if params.get("requests") is None and params.get("run_time") is None:
+        params["run_time"] = DEFAULT_RUN_TIME
+    rt = params.get("run_time")
+    if rt is not None and params.get("warmup", 0) >= rt:
+        raise err("warmup", f"warm-up {params['warmup']:g}s is not shorter than run_time {rt:g}s")

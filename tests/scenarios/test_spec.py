@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from locust_llm.scenarios import ScenarioError, load_file, parse_duration
+from locust_llm.scenarios.cli import apply_overrides, main
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "scenarios").glob("*.toml"))
+EXPECTED = {
+    "numa-vs-baseline": 4,
+    "tp-sweep": 6,
+    "concurrency-sweep": 12,
+    "lb-policies": 4,
+    "autoscaling-signals": 1,
+}
+
+
+def test_every_example_file_validates_and_expands():
+    assert {p.stem for p in EXAMPLES} == set(EXPECTED)
+    for path in EXAMPLES:
+        specs = load_file(path)
+        assert len(specs) == EXPECTED[path.stem], path
+        assert len({s.name for s in specs}) == len(specs)
+        apply_overrides(specs, "emulator", 5.0)
+        for s in specs:
+            assert s.params["backend"] == "emulator" and s.run_time == 5.0
+            assert s.params["warmup"] <= 1.0
+            assert Path(s.params["locustfile"]).is_file()
+        assert main([str(path), "--validate", "--backend", "emulator"]) == 0
+
+
+def test_matrix_names_and_templates():
+    specs = load_file(ROOT / "scenarios" / "tp-sweep.toml")
+    assert [s.name for s in specs][:3] == ["tp1-u1", "tp1-u32", "tp2-u1"]
+    assert specs[1].swept == {"tp": 1, "users": 32}
+    numa = load_file(ROOT / "scenarios" / "numa-vs-baseline.toml")
+    assert numa[0].name == "baseline-users-100" and numa[0].params["reference"] is True
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "s.toml"
+    p.write_text(text)
+    return p
+
+
+def test_errors_name_file_line_key_and_allowed(tmp_path: Path):
+    p = write(
+        tmp_path,
+        '[defaults]\nmodel = "m"\n\n[[scenario]]\nname = "a"\n\n'
+        '[[scenario]]\nname = "b"\nusers = [1, "ten"]\n',
+    )
+    with pytest.raises(ScenarioError) as e:
+        load_file(p)
+    msg = str(e.value)
+    assert f"{p}:9:" in msg and "'users'" in msg and "integer >= 1" in msg and "(b)" in msg
+
+    p = write(tmp_path, '[[scenario]]\nname = "a"\nmodel = "m"\nlb = "fastest"\n')
+    msg = str(pytest.raises(ScenarioError, load_file, p).value)
+    assert ":4:" in msg and "'least_conn'" in msg and "'round_robin'" in msg
+
+    p = write(tmp_path, '[defaults]\nmodel = "m"\nuser = 3\n[[scenario]]\nname = "a"\n')
+    msg = str(pytest.raises(ScenarioError, load_file, p).value)
+    assert ":3:" in msg and "[defaults]" in msg and "did you mean users" in msg
+
+    p = write(
+        tmp_path, '[[scenario]]\nname = "a"\nmodel = "m"\n[scenario.slo]\nttft_p95 = "<=8x"\n'
+    )
+    msg = str(pytest.raises(ScenarioError, load_file, p).value)
+    assert ":4:" in msg and "'slo'" in msg and "ttft_p95<=800ms" in msg
+
+    p = write(
+        tmp_path, '[[scenario]]\nname = "a"\nmodel = "m"\n[[scenario]]\nname = "a"\nmodel = "m"\n'
+    )
+    assert "used twice" in str(pytest.raises(ScenarioError, load_file, p).value)
+
+    p = write(tmp_path, '[[scenario]]\nname = "a"\nmodel = "m"\nlocustfile = "nope.py"\n')
+    assert "nope.py" in str(pytest.raises(ScenarioError, load_file, p).value)
+
+    p = write(tmp_path, "[[scenario]\nname = 1\n")
+    assert "invalid TOML" in str(pytest.raises(ScenarioError, load_file, p).value)
+
+    p = write(tmp_path, '[[scenario]]\nname = "a b"\nmodel = "m"\n')
+    assert "directory name" in str(pytest.raises(ScenarioError, load_file, p).value)
+
+
+def test_sweeps_over_list_fields_options_and_defaults(tmp_path: Path):
+    p = write(
+        tmp_path,
+        '[defaults]\nmodel = "m"\nusers = [1, 2]\n'
+        'serve_args = [["--max-num-seqs", "8"], ["--max-num-seqs", "16"]]\n'
+        '[[scenario]]\nname = "x"\noptions = { foo = [1, 2], bar = true }\n'
+        '[[scenario]]\nname = "y"\nusers = 5\nslo = { error_rate = "<=1%" }\n',
+    )
+    specs = load_file(p)
+    xs = [s for s in specs if s.name.startswith("x")]
+    assert len(xs) == 8 and len(specs) == 10
+    assert xs[0].params["options"] == {"bar": True, "foo": 1}
+    ys = [s for s in specs if s.name.startswith("y")]
+    assert all(s.params["users"] == 5 for s in ys) and ys[0].params["slo"] == ["error_rate<=1%"]
+
+
+def test_durations():
+    assert parse_duration("1h30m") == 5400 and parse_duration(15) == 15
+    assert parse_duration("500ms") == 0.5 and parse_duration("2m") == 120
+    with pytest.raises(ValueError):
+        parse_duration("soon")
