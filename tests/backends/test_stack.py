@@ -76,6 +76,17 @@ def chat(base: str, model: str = "m", max_tokens: int = 20, timeout: float = 10.
             "done": done, "body": buf}  # fmt: skip
 
 
+def log_entries(path: Path, at_least: int, timeout: float = 3.0) -> list[dict]:
+    """Access-log entries once `at_least` are written (nginx logs a request when it finalizes
+    it, which can be a moment after the client saw `[DONE]`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        entries = parse_access_log(path.read_text()) if path.exists() else []
+        if len(entries) >= at_least or time.monotonic() > deadline:
+            return entries
+        time.sleep(0.02)
+
+
 @pytest.fixture
 def stack3(tmp_path):
     plan = make_plan("emulator", "m", replicas=3, vllm_cmd=emulator_cmd(), serve_args=SERVE_ARGS)
@@ -125,7 +136,7 @@ def test_three_replicas_behind_nginx(stack3):
     for t in threads:
         t.join()
     assert all(r["done"] for r in results)
-    entries = parse_access_log(st.access_log.read_text())[before:]
+    entries = log_entries(st.access_log, before + 9)[before:]
     counts = upstream_counts(entries)
     print("least_conn spread:", dict(counts))
     assert set(counts) == {r.address for r in st.replicas}
@@ -177,13 +188,14 @@ def test_two_models_routed_by_header_and_path_with_api_key(tmp_path):
     with Stack(
         plan, run_dir=tmp_path, api_key="sk-test", ready_timeout=60, log=lambda s: None
     ) as st:
+        before = len(log_entries(st.access_log, 2))  # the start-up verification: one per model
         beta = st.replicas[2].address
         assert chat(st.url, "beta", 3, headers={**auth, "X-Model": "beta"})["done"]
         assert chat(st.url, "beta", 3, headers=auth, prefix="/models/beta")["done"]
         assert chat(st.url, "org/alpha", 3, headers=auth, prefix="/models/org/alpha")["done"]
         assert chat(st.url, "org/alpha", 3, headers=auth)["done"]  # no header: first model
         assert chat(st.url, "beta", 3, headers={"X-Model": "beta"})["status"] == 401
-        entries = parse_access_log(st.access_log.read_text())[-5:]
+        entries = log_entries(st.access_log, before + 5)[before:]
         ups = [e["upstream"] for e in entries]
         assert ups[0] == ups[1] == ups[4] == beta and beta not in (ups[2], ups[3])
         assert "sk-test" not in (tmp_path / "nginx.conf").read_text()
