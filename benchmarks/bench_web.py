@@ -1,0 +1,116 @@
+"""How long the ``/llm/...`` endpoints take with 10 minutes of per-second history.
+
+Fills a Collector with 600 s of synthetic windows (``--rps`` requests/s, ``--tokens`` output
+tokens each, lognormal TTFT/ITL), mounts the web extension on a real Locust Environment's web
+UI (server not started) and times each endpoint through Flask's test client, with the
+memoisation cache cleared before every call (the worst case: every request recomputes).
+
+    .venv/bin/python benchmarks/bench_web.py [--seconds 600] [--rps 20] [--tokens 128]
+
+Target: every endpoint < 50 ms (median and p95 of the repetitions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+
+import gevent.monkey
+
+gevent.monkey.patch_all()
+
+from locust import events  # noqa: E402
+from locust.env import Environment  # noqa: E402
+
+import locust_llm.web as llm_web  # noqa: E402
+from locust_llm.metrics.record import LLMResult  # noqa: E402
+from locust_llm.plugin import runtime  # noqa: E402
+from locust_llm.users import OpenAIChatUser  # noqa: E402
+
+ENDPOINTS = (
+    "/llm/summary",
+    "/llm/intervals",
+    "/llm/live",
+    "/llm/slo",
+    "/llm/server",
+    "/llm/metrics",
+    "/llm/intervals.csv",
+    "/llm/summary.json",
+    "/stats/requests",
+)
+
+
+class _User(OpenAIChatUser):
+    host = "http://127.0.0.1:1"
+
+
+def fill(collector, seconds: int, rps: int, tokens: int, seed: int = 0) -> int:
+    rng = random.Random(seed)
+    t0 = int(time.time()) - seconds
+    n = 0
+    for s in range(seconds):
+        for i in range(rps):
+            ttft = rng.lognormvariate(4.0, 0.4)
+            itl = [rng.lognormvariate(3.0, 0.3) for _ in range(tokens - 1)]
+            r = LLMResult(name="bench", model="m", t_start=t0 + s + i / rps, ttft=ttft,
+                          ttft_content=ttft, itl=itl, e2e=ttft + sum(itl), stream_closed=None,
+                          prompt_tokens=128, output_tokens=tokens, token_chunks=tokens,
+                          finish_reason="length", status=200)  # fmt: skip
+            if i == 0 and s % 7 == 0:
+                r.error = "HTTP 503: <b>queue full</b>"
+            collector.add(r)
+            n += 1
+    return n
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=int, default=600)
+    ap.add_argument("--rps", type=int, default=20)
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--limit-ms", type=float, default=50.0)
+    a = ap.parse_args(argv)
+
+    env = Environment(user_classes=[_User], events=events)
+    env.create_local_runner()
+    env.create_web_ui("127.0.0.1", 0, delayed_start=True)
+    rt = runtime(env)
+    llm_web.setup_web_ui(env)
+    from locust_llm.checks import parse_slo
+
+    rt.slos = [parse_slo("ttft_p95<=800ms"), parse_slo("itl_p99<=60ms")]
+    t = time.perf_counter()
+    n = fill(rt.collector, a.seconds, a.rps, a.tokens)
+    print(f"filled {len(rt.collector.windows)} windows, {n} requests "
+          f"in {time.perf_counter() - t:.1f} s")  # fmt: skip
+    client = env.web_ui.app.test_client()
+    data = env._llm_web
+    worst = 0.0
+    print(f"{'endpoint':<22}{'median ms':>10}{'p95 ms':>10}{'max ms':>10}{'bytes':>10}")
+    for path in ENDPOINTS:
+        times = []
+        size = 0
+        for _ in range(a.repeat):
+            data.invalidate()  # measure the uncached cost
+            t = time.perf_counter()
+            resp = client.get(path)
+            body = resp.get_data()
+            times.append((time.perf_counter() - t) * 1000)
+            assert resp.status_code == 200, (path, resp.status_code)
+            size = len(body)
+        times.sort()
+        p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
+        med = statistics.median(times)
+        worst = max(worst, p95)
+        print(f"{path:<22}{med:>10.2f}{p95:>10.2f}{times[-1]:>10.2f}{size:>10}")
+    ok = worst < a.limit_ms
+    print(f"worst p95 {worst:.2f} ms: {'OK' if ok else 'OVER'} the {a.limit_ms:g} ms target")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

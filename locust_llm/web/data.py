@@ -1,0 +1,143 @@
+"""What the LLM tab and the ``/llm/...`` endpoints serve, computed from the runtime on demand.
+
+Everything is derived from ``environment.llm.collector`` (on the master it holds the windows
+merged from every worker), so local, ``--processes`` and master/worker runs look the same and
+"reset stats" (which empties the collector) empties the tab too. The live summary leaves out
+the serialised histograms (the download has them). Results are memoised for ``TTL_S`` so the
+page's several requests per refresh, the Locust tab's table and a Prometheus scrape share one
+computation; a greenlet is never pre-empted, so the collector cannot change mid-computation.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from locust_llm.checks import evaluate
+from locust_llm.metrics.collector import Window
+from locust_llm.metrics.summary import interval_rows, summarize
+
+__all__ = ["LiveData", "TABLE_METRICS", "INTERVAL_FIELDS"]
+
+TTL_S = 0.5
+TABLE_METRICS = (("TTFT", "ttft"), ("TPOT", "tpot"), ("ITL", "itl"), ("E2E", "e2el"))
+INTERVAL_FIELDS = (
+    "t",
+    "requests",
+    "failed",
+    "output_tokens",
+    "input_tokens",
+    "in_flight",
+    "ttft_p50_ms",
+    "ttft_p95_ms",
+    "itl_p50_ms",
+    "itl_p99_ms",
+)
+
+
+class LiveData:
+    """Memoised views over one runtime (``environment.llm``)."""
+
+    def __init__(self, environment: Any, clock: Callable[[], float] = time.monotonic) -> None:
+        self.environment = environment
+        self._clock = clock
+        self._cache: dict[str, tuple[float, Any]] = {}
+
+    @property
+    def rt(self) -> Any:
+        return self.environment.llm
+
+    def _memo(self, key: str, fn: Callable[[], Any]) -> Any:
+        now = self._clock()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < TTL_S:
+            return hit[1]
+        value = fn()
+        self._cache[key] = (now, value)
+        return value
+
+    def invalidate(self) -> None:
+        self._cache.clear()
+
+    # -- views ------------------------------------------------------------------------------
+    def meta(self) -> dict[str, Any]:
+        env = self.environment
+        runner = env.runner
+        return {
+            "model": self.rt.model,
+            "host": env.host,
+            "state": getattr(runner, "state", None),
+            "users": getattr(runner, "user_count", 0),
+            "slo": [s.expr for s in self.rt.slos],
+            "now": time.time(),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The run summary so far (vLLM field names), without intervals and histograms."""
+
+        def build() -> dict[str, Any]:
+            s = summarize(
+                self.rt.collector,
+                meta=self.meta(),
+                include_intervals=False,
+                include_histograms=False,
+            )
+            s["slo"] = evaluate(self.rt.slos, s)
+            return _finite(s)
+
+        return self._memo("summary", build)
+
+    def full_summary(self) -> dict[str, Any]:
+        """Exactly what ``--llm-summary`` writes at quit (histograms and intervals included)."""
+        return _finite(self.rt.summary())
+
+    def intervals(self) -> list[dict[str, Any]]:
+        return self._memo("intervals", lambda: interval_rows(self.rt.collector))
+
+    def slo(self) -> list[dict[str, Any]]:
+        return self.summary()["slo"]
+
+    def merged_window(self) -> Window:
+        return self._memo("merged", self.rt.collector.merged)
+
+    def table_rows(self) -> list[dict[str, Any]]:
+        """Rows for Locust's own LLM tab table: exact percentiles in ms, 2 decimals."""
+        s = self.summary()
+        rows = []
+        for label, m in TABLE_METRICS:
+            row: dict[str, Any] = {"name": label, "count": s[f"count_{m}"]}
+            for stat in ("mean", "p50", "p90", "p95", "p99", "max"):
+                row[stat] = round(s[f"{stat}_{m}_ms"], 2)
+            rows.append(row)
+        return rows
+
+    def intervals_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=INTERVAL_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(self.intervals())
+        return buf.getvalue()
+
+    def prom_snapshot(self) -> tuple[Window, dict[str, float]]:
+        extras: dict[str, float] = {
+            "users": float(getattr(self.environment.runner, "user_count", 0))
+        }
+        rows = self.intervals()
+        if len(rows) >= 2:
+            extras["in_flight"] = float(rows[-2]["in_flight"])
+        return self.merged_window(), extras
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no inf/nan: replace them with None (e.g. min of an empty window)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj

@@ -1,0 +1,206 @@
+"""Server-side metrics for the LLM tab: vLLM ``/metrics`` per replica and nginx ``stub_status``.
+
+One background greenlet on the master (or local runner) polls every target every 2 s, in
+parallel, with short timeouts, and keeps a bounded history (deque) per target, so a stuck
+replica never slows the web request path and memory stays flat on long runs. The web routes
+only read the latest samples. Targets are re-resolved each round: the backend stack may come
+up after the web UI does.
+
+Parsing uses ``prometheus_client``'s parser (the exposition format has escaping and
+label rules a regex would get wrong); stub_status is a fixed three-line text, split by hand.
+nginx's per-upstream request counts come from its JSON access log (``$upstream_addr``), read
+incrementally from the last offset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import urllib.request
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+
+__all__ = ["Target", "ServerScraper", "parse_vllm_metrics", "parse_stub_status"]
+
+log = logging.getLogger("locust_llm.web")
+
+INTERVAL_S = 2.0
+HISTORY = 300  # samples per target: 10 minutes at 2 s
+TIMEOUT_S = 1.5
+
+GAUGES = {
+    "vllm:num_requests_running": "running",
+    "vllm:num_requests_waiting": "waiting",
+    "vllm:kv_cache_usage_perc": "kv_cache_usage",
+    "vllm:gpu_cache_usage_perc": "kv_cache_usage",  # vLLM < 0.10 name
+}
+COUNTERS = {
+    "vllm:generation_tokens": "generation_tokens",  # family name without _total
+    "vllm:prompt_tokens": "prompt_tokens",
+    "vllm:num_preemptions": "preemptions",
+}
+
+
+@dataclass
+class Target:
+    name: str
+    url: str
+    kind: str  # "vllm" | "nginx"
+
+
+@dataclass
+class TargetState:
+    target: Target
+    history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
+    error: str | None = None
+    last_ok: float | None = None
+
+
+def parse_vllm_metrics(text: str) -> dict[str, float]:
+    """Running/waiting/KV usage (summed over ``model_name`` label sets; KV usage: max)."""
+    out: dict[str, float] = {}
+    for fam in text_string_to_metric_families(text):
+        key = GAUGES.get(fam.name) or COUNTERS.get(fam.name)
+        if key is None:
+            continue
+        for s in fam.samples:
+            if s.name.endswith("_created"):
+                continue
+            if key == "kv_cache_usage":
+                out[key] = max(out.get(key, 0.0), s.value)
+            else:
+                out[key] = out.get(key, 0.0) + s.value
+    return out
+
+
+def parse_stub_status(text: str) -> dict[str, float]:
+    """nginx ``stub_status``: active, accepts, handled, requests, reading, writing, waiting."""
+    lines = [ln.strip() for ln in text.strip().splitlines()]
+    out: dict[str, float] = {"active": float(lines[0].split(":")[1])}
+    accepts, handled, requests = (float(x) for x in lines[2].split())
+    out.update(accepts=accepts, handled=handled, requests=requests)
+    parts = lines[3].replace(":", "").split()
+    for k, v in zip(parts[::2], parts[1::2], strict=False):
+        out[k.lower()] = float(v)
+    return out
+
+
+def _fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=TIMEOUT_S) as r:  # noqa: S310 (our own targets)
+        return r.read().decode("utf-8", "replace")
+
+
+class ServerScraper:
+    """Polls ``targets()`` every ``interval`` seconds in a greenlet; see the module docstring."""
+
+    def __init__(
+        self,
+        targets: Callable[[], list[Target]],
+        access_log: Callable[[], Path | None] = lambda: None,
+        interval: float = INTERVAL_S,
+        fetch: Callable[[str], str] = _fetch,
+    ) -> None:
+        self._targets = targets
+        self._access_log = access_log
+        self.interval = interval
+        self._fetch = fetch
+        self.states: dict[str, TargetState] = {}
+        self.upstream_requests: dict[str, int] = {}
+        self._log_pos = 0
+        self._log_path: Path | None = None
+        self._greenlet: Any = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        import gevent
+
+        if self._greenlet is None:
+            self._greenlet = gevent.spawn(self._loop)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+            self._greenlet = None
+
+    def _loop(self) -> None:
+        import gevent
+
+        while True:
+            try:
+                self.poll_once()
+            except Exception:  # never let a parse surprise end the loop
+                log.exception("server metrics poll failed")
+            gevent.sleep(self.interval)
+
+    # -- one round --------------------------------------------------------------------------
+    def poll_once(self) -> None:
+        import gevent
+
+        targets = self._targets()
+        jobs = [gevent.spawn(self._poll_target, t) for t in targets]
+        gevent.joinall(jobs, timeout=TIMEOUT_S * 2)
+        for j in jobs:
+            j.kill(block=False)
+        self._read_access_log()
+
+    def _poll_target(self, t: Target) -> None:
+        st = self.states.get(t.url)
+        if st is None:
+            st = self.states[t.url] = TargetState(t)
+        now = time.time()
+        try:
+            text = self._fetch(t.url)
+            values = parse_vllm_metrics(text) if t.kind == "vllm" else parse_stub_status(text)
+        except Exception as e:
+            st.error = f"{type(e).__name__}: {e}"[:300]
+            return
+        st.error = None
+        st.last_ok = now
+        st.history.append((now, values))
+
+    def _read_access_log(self) -> None:
+        path = self._access_log()
+        if path is None:
+            return
+        if path != self._log_path:
+            self._log_path, self._log_pos = path, 0
+        with contextlib.suppress(OSError), open(path, "rb") as f:
+            f.seek(self._log_pos)
+            data = f.read(8 << 20)
+            end = data.rfind(b"\n") + 1  # only whole lines; the rest is read next round
+            self._log_pos += end
+            for line in data[:end].splitlines():
+                try:
+                    up = orjson.loads(line).get("upstream") or "-"
+                except orjson.JSONDecodeError:
+                    continue
+                # "a, b" when nginx retried on another upstream: the last one answered
+                up = up.split(",")[-1].strip() or "-"
+                self.upstream_requests[up] = self.upstream_requests.get(up, 0) + 1
+
+    # -- what the routes read ---------------------------------------------------------------
+    def snapshot(self, history: bool = False) -> dict[str, Any]:
+        """Latest value per target (and optionally the bounded history), JSON-ready."""
+        targets = []
+        for st in self.states.values():
+            last = st.history[-1] if st.history else None
+            row: dict[str, Any] = {
+                "name": st.target.name,
+                "url": st.target.url,
+                "kind": st.target.kind,
+                "ok": st.error is None and last is not None,
+                "error": st.error,
+                "t": last[0] if last else None,
+                "values": last[1] if last else {},
+            }
+            if history:
+                row["history"] = [{"t": t, **v} for t, v in st.history]
+            targets.append(row)
+        return {"targets": targets, "upstream_requests": dict(self.upstream_requests)}

@@ -1,0 +1,89 @@
+"""``/llm/metrics`` translation: sketches -> cumulative Prometheus buckets, parsed back."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from locust_llm.metrics.collector import Collector
+from locust_llm.metrics.record import LLMResult
+from locust_llm.metrics.sketch import LogHistogram
+from locust_llm.web.prometheus import EDGES, HISTOGRAMS, histogram_buckets, render
+
+
+def _families(text: bytes) -> dict:
+    return {f.name: f for f in text_string_to_metric_families(text.decode())}
+
+
+def _far_from_edges(values: np.ndarray, edges: tuple[float, ...]) -> np.ndarray:
+    """Drop samples within 2 % of an edge: the sketch may put those on either side."""
+    e = np.asarray(edges) * 1000.0
+    rel = np.min(np.abs(values[:, None] / e[None, :] - 1.0), axis=1)
+    return values[rel > 0.02]
+
+
+@pytest.mark.parametrize("metric", sorted(HISTOGRAMS))
+def test_buckets_match_exact_counts(metric: str) -> None:
+    rng = np.random.default_rng(1)
+    raw = rng.lognormal(np.log(80.0), 1.2, 20_000)  # ms, spanning several decades
+    values = _far_from_edges(raw, EDGES[metric])
+    h = LogHistogram()
+    h.add_many(values.tolist())
+    pairs = histogram_buckets(h, EDGES[metric])
+    assert pairs[-1] == ("+Inf", len(values))
+    for le, count in pairs[:-1]:
+        assert count == int(np.sum(values <= float(le) * 1000.0)), le
+    counts = [c for _, c in pairs]
+    assert counts == sorted(counts)  # cumulative
+
+
+def _collector() -> Collector:
+    c = Collector()
+    rng = random.Random(3)
+    for i in range(200):
+        itl = [rng.uniform(5, 40) for _ in range(15)]
+        ttft = rng.uniform(30, 900)
+        c.add(
+            LLMResult(
+                name="x", t_start=1_700_000_000 + i / 10, ttft=ttft, ttft_content=ttft, itl=itl,
+                e2e=ttft + sum(itl), prompt_tokens=10, output_tokens=16, token_chunks=16,
+                status=200,
+            )
+        )  # fmt: skip
+    c.add(LLMResult(name="x", t_start=1_700_000_001, error="HTTP 500: <b>boom</b>", status=500))
+    return c
+
+
+def test_render_parses_back_with_counters_and_sums() -> None:
+    c = _collector()
+    w = c.merged()
+    fams = _families(render(lambda: (w, {"users": 4.0, "in_flight": 3.0})))
+    for key, (name, _doc, edges) in HISTOGRAMS.items():
+        fam = fams[f"locust_llm_{name}"]
+        assert fam.type == "histogram"
+        samples = {(s.name, s.labels.get("le")): s.value for s in fam.samples}
+        h = w.sketches[key]
+        assert samples[(f"locust_llm_{name}_count", None)] == h.count
+        assert samples[(f"locust_llm_{name}_sum", None)] == pytest.approx(h.sum / 1000.0)
+        assert samples[(f"locust_llm_{name}_bucket", "+Inf")] == h.count
+        les = [s.labels["le"] for s in fam.samples if s.name.endswith("_bucket")]
+        assert len(les) == len(edges) + 1
+    assert fams["locust_llm_time_to_first_token_seconds"].samples  # TTFT present
+    req = {s.labels["outcome"]: s.value for s in fams["locust_llm_requests"].samples}
+    assert req == {"completed": 200, "failed": 1, "aborted": 0}
+    assert fams["locust_llm_output_tokens"].samples[0].value == 200 * 16
+    assert fams["locust_llm_input_tokens"].samples[0].value == 200 * 10
+    assert fams["locust_llm_users"].samples[0].value == 4
+    assert fams["locust_llm_in_flight_requests"].samples[0].value == 3
+    assert all(n.startswith("locust_llm_") for n in fams)
+
+
+def test_empty_collector_renders_zeroes() -> None:
+    w = Collector().merged()
+    fams = _families(render(lambda: (w, {})))
+    ttft = fams["locust_llm_time_to_first_token_seconds"]
+    assert all(s.value == 0 for s in ttft.samples)
+    assert "locust_llm_users" not in fams
