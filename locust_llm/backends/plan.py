@@ -90,7 +90,9 @@ class Replica:
         return self.external_url is None
 
     def shell_line(self, api_key: str | None = None) -> str:
-        return vllm.shell_line(vllm.with_api_key(self.argv, api_key), self.env)
+        """The command as `Stack` runs it; the key goes in `VLLM_API_KEY` (masked), as there."""
+        env = {**self.env, "VLLM_API_KEY": api_key} if api_key else self.env
+        return vllm.shell_line(self.argv, env)
 
 
 @dataclass

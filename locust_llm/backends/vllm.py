@@ -62,10 +62,6 @@ def serve_args(
     return args + list(extra)
 
 
-def with_api_key(argv: Sequence[str], api_key: str | None) -> list[str]:
-    return [*argv, "--api-key", api_key] if api_key else list(argv)
-
-
 def mask_argv(argv: Sequence[str]) -> list[str]:
     """Replace the value after every secret flag (and `--api-key=...`) with `***`."""
     out: list[str] = []

@@ -12,15 +12,15 @@ def test_plan_cli_cpu_dry_run(capsys, sysfs):
                "--api-key", "sk-top-secret", "--", "--max-num-seqs", "64"])  # fmt: skip
     out = capsys.readouterr().out
     assert rc == 0 and "sk-top-secret" not in out
-    cmds = [line for line in out.splitlines() if line.startswith("VLLM_CPU_")]
+    cmds = [line for line in out.splitlines() if line.startswith("VLLM_")]
     assert len(cmds) == 2
     words = shlex.split(cmds[1])
-    assert words[:3] == ["VLLM_CPU_KVCACHE_SPACE=297", "VLLM_CPU_NUM_OF_RESERVED_CPU=1",
-                         "VLLM_CPU_OMP_THREADS_BIND=48-94"]  # fmt: skip
-    assert words[3:6] == ["numactl", "--cpunodebind=1", "--membind=1"]
-    assert words[6:] == ["vllm", "serve", "M", "--host", "127.0.0.1", "--port", "8002",
+    assert words[:4] == ["VLLM_API_KEY=***", "VLLM_CPU_KVCACHE_SPACE=297",
+                         "VLLM_CPU_NUM_OF_RESERVED_CPU=1", "VLLM_CPU_OMP_THREADS_BIND=48-94"]  # fmt: skip
+    assert words[4:7] == ["numactl", "--cpunodebind=1", "--membind=1"]
+    assert words[7:] == ["vllm", "serve", "M", "--host", "127.0.0.1", "--port", "8002",
                          "--served-model-name", "M", "--dtype", "bfloat16", "--max-num-seqs",
-                         "64", "--api-key", "***"]  # fmt: skip
+                         "64"]  # fmt: skip
     assert "nginx -p" in out and "entry: http://127.0.0.1:8000" in out
 
 

@@ -164,5 +164,15 @@ def test_free_ports_distinct():
 def test_shell_line_masks_key():
     p = make_plan("gpu", "m", topology=Topology(gpu=gpu_fixture("h200x2")), base_port=9000)
     line = p.replicas[0].shell_line(api_key="sk-secret")
-    assert "sk-secret" not in line and "--api-key '***'" in line
-    assert line.startswith("CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=0 vllm serve m")
+    assert "sk-secret" not in line and "VLLM_API_KEY='***'" in line
+    assert line.startswith(
+        "CUDA_DEVICE_ORDER=PCI_BUS_ID CUDA_VISIBLE_DEVICES=0 VLLM_API_KEY='***' vllm serve m"
+    )
+    from locust_llm.backends.vllm import mask_argv
+
+    assert mask_argv(["x", "--api-key", "k", "--api-key=k2"]) == [
+        "x",
+        "--api-key",
+        "***",
+        "--api-key=***",
+    ]
