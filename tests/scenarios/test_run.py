@@ -139,3 +139,20 @@ def test_sigint_tears_down_and_keeps_finished(tmp_path: Path):
     time.sleep(0.5)
     assert [p for p in pids.values() if alive(p)] == []
     assert (run / "report.html").is_file()  # finished scenarios are reported
+
+
+def test_lb_policies_example_runs_on_the_emulator(tmp_path: Path):
+    """The seed-004 file as shipped: 3 models x 2 replicas behind nginx, model routing."""
+    root = Path(__file__).resolve().parents[2]
+    code = main([str(root / "scenarios" / "lb-policies.toml"), "--backend", "emulator",
+                 "--run-time", "3s", "--only", "least_conn-u30", "--out", str(tmp_path),
+                 "--no-report"])  # fmt: skip
+    d = tmp_path / "lb-policies" / "least_conn-u30"
+    summary = json.loads((d / "summary.json").read_text())
+    assert code == 0, summary.get("errors")
+    assert summary["failed"] == 0 and summary["completed"] > 0
+    with (d / "locust_stats.csv").open() as fh:
+        names = {r["Name"] for r in csv.DictReader(fh)}
+    assert sum("[" in n for n in names) == 3  # one row per model
+    lines = [json.loads(x) for x in (d / "server_metrics.jsonl").read_text().splitlines()]
+    assert len({x["replica"] for x in lines if "replica" in x}) == 6
