@@ -49,6 +49,8 @@ def metric_column(metric: str, stat: str) -> str:
 
 def _field(sc: Scenario, metric: str, stat: str) -> float:
     s = sc.summary
+    if s.get(f"count_{metric}") == 0:  # the summary writes 0.0 for "no samples"
+        return math.nan
     keys = [metric_column(metric, stat)]
     if stat == "p50":
         keys.append(f"median_{metric}_ms")

@@ -156,3 +156,17 @@ def test_lb_policies_example_runs_on_the_emulator(tmp_path: Path):
     assert sum("[" in n for n in names) == 3  # one row per model
     lines = [json.loads(x) for x in (d / "server_metrics.jsonl").read_text().splitlines()]
     assert len({x["replica"] for x in lines if "replica" in x}) == 6
+
+
+def test_kill_replica_is_an_event_on_the_time_axis(tmp_path: Path):
+    f = toml(
+        tmp_path,
+        '[[scenario]]\nname = "chaos"\nusers = 4\nreplicas = 2\nrun_time = "3s"\n'
+        'kill_replica = { at = "1s" }\n',
+    )
+    assert main([str(f), "--out", str(tmp_path / "r")]) in (0, 3)
+    run = tmp_path / "r" / "sweep"
+    events = [json.loads(x) for x in (run / "chaos" / "events.jsonl").read_text().splitlines()]
+    killed = [e for e in events if e["kind"] == "replica_killed"]
+    assert len(killed) == 1 and killed[0]["detail"].endswith("-1")
+    assert "replica_killed" in (run / "report.html").read_text()
