@@ -15,7 +15,7 @@ from typing import Any
 from .. import __version__
 from . import figures, html
 from .compare import comparisons
-from .load import Scenario, load_runs
+from .load import Scenario, is_scenario_dir, load_runs
 from .sweeps import find_sweeps
 from .tables import rows, varying_params, write_csv
 
@@ -55,6 +55,8 @@ def build_report(
             + ", ".join(str(d) for d in run_dirs)
         )
     out = Path(out)
+    if is_scenario_dir(out):
+        raise ValueError(f"{out} holds a scenario's own summary.json; write the report elsewhere")
     out.mkdir(parents=True, exist_ok=True)
     columns, table = rows(scenarios)
     params = varying_params(scenarios)

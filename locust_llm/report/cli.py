@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .build import build_report
+from .load import is_scenario_dir
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,8 +31,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def default_out(runs: list[Path]) -> Path:
+    """The run directory itself; `<dir>/report` for a single scenario's directory (a plain
+    `locust --llm-summary` output), whose summary.json must not be overwritten."""
     if len(runs) == 1:
-        return runs[0]
+        return runs[0] / "report" if is_scenario_dir(runs[0]) else runs[0]
     return runs[0].parent / ("merged-" + "+".join(r.name for r in runs))[:120]
 
 

@@ -78,3 +78,12 @@ def test_merge_two_runs_and_cli_errors(sweep_run: Path, compare_run: Path, tmp_p
     empty.mkdir()
     assert report.main([str(empty)]) == 2
     assert "no scenario results" in capsys.readouterr().err
+
+
+def test_report_on_a_single_scenario_directory_does_not_overwrite_it(sweep_run: Path):
+    d = sweep_run / "users-10"
+    before = (d / "summary.json").read_text()
+    assert report.main([str(d), "--resamples", "20"]) == 0
+    assert (d / "summary.json").read_text() == before
+    assert (d / "report" / "report.html").is_file()
+    assert report.main([str(d), "-o", str(d)]) == 2
