@@ -101,9 +101,10 @@ def add_arguments(parser: Any) -> None:
     a(
         "--llm-api-key",
         default=os.environ.get("OPENAI_API_KEY", ""),
-        is_secret=True,
-        include_in_web_ui=True,
-        help="Bearer API key (default: $OPENAI_API_KEY); never logged",
+        # not in the web UI: Locust puts a secret option's value in the page source (only
+        # the input box is masked), so anyone who can open the UI could read the key
+        include_in_web_ui=False,
+        help="Bearer API key (default: $OPENAI_API_KEY); never logged, not shown in the web UI",
     )
     a("--llm-records", default=None, help="Write one JSON line per finished request to PATH")
     a(
