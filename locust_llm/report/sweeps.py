@@ -80,7 +80,20 @@ def group_keys(scenarios: list[Scenario], axis: str | None, varying: list[str]) 
                 break
         if not dependent:
             out.append(k)
-    return out
+    # of keys that determine each other (users and spawn_rate = users) keep the first
+    return [k for i, k in enumerate(out) if not any(_same_split(scenarios, j, k) for j in out[:i])]
+
+
+def _same_split(scenarios: list[Scenario], a: str, b: str) -> bool:
+    """True when `a` and `b` are functions of each other over these scenarios."""
+    ab: dict[str, str] = {}
+    ba: dict[str, str] = {}
+    for sc in scenarios:
+        p = scalar_params(sc)
+        x, y = repr(p.get(a)), repr(p.get(b))
+        if ab.setdefault(x, y) != y or ba.setdefault(y, x) != x:
+            return False
+    return True
 
 
 def _throughput(sc: Scenario) -> float:

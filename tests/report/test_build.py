@@ -87,3 +87,10 @@ def test_report_on_a_single_scenario_directory_does_not_overwrite_it(sweep_run: 
     assert (d / "summary.json").read_text() == before
     assert (d / "report" / "report.html").is_file()
     assert report.main([str(d), "-o", str(d)]) == 2
+
+
+def test_locust_llm_report_dispatch(sweep_run: Path, tmp_path: Path):
+    from locust_llm.cli import main as cli_main
+
+    assert cli_main(["report", str(sweep_run), "-o", str(tmp_path / "o"), "--resamples", "20"]) == 0
+    assert (tmp_path / "o" / "report.html").is_file()
