@@ -106,6 +106,7 @@ class LocustProc:
     """A background `locust` run whose stdout/stderr go to files under `tmp`."""
 
     def __init__(self, tmp: Path, args: list[str], env: dict | None = None) -> None:
+        self.args = list(args)
         self.out = tmp / "locust.out"
         self.err = tmp / "locust.err"
         with open(self.out, "w") as o, open(self.err, "w") as e:
@@ -127,19 +128,23 @@ class LocustProc:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.remember()
-            m = re.search(pattern, self.err.read_text())
+            m = re.search(pattern, self.text())
             if m:
                 return m
             if self.proc.poll() is not None:
                 break
             time.sleep(0.1)
-        raise AssertionError(f"no {pattern!r} in locust's stderr:\n{self.err.read_text()[-3000:]}")
+        raise AssertionError(f"no {pattern!r} in locust's output:\n{self.text()[-3000:]}")
 
     def wait(self, timeout: float = 60.0) -> int:
         return self.proc.wait(timeout=timeout)
 
     def text(self) -> str:
-        return self.out.read_text() + self.err.read_text()
+        """stdout + stderr, and the --logfile if one is named in the arguments."""
+        logs = [self.out, self.err]
+        if "--logfile" in self.args:
+            logs.append(Path(self.args[self.args.index("--logfile") + 1]))
+        return "".join(p.read_text() for p in logs if p.exists())
 
     def cleanup(self) -> None:
         self.remember()
