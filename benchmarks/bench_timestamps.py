@@ -74,6 +74,8 @@ def gap_errors(
             continue
         requests += 1
         flags = exclude.get(rid) if exclude is not None else None
+        if flags is not None and len(flags) != len(c):
+            flags = None  # no per-token flags (user mode)
         for i in range(len(c)):
             arrival.append((c[i] - t[i]) * 1000.0)
         for i in range(len(c) - 1):
@@ -118,7 +120,9 @@ def _start_emulator(port: int, truth: str, args: argparse.Namespace) -> subproce
     ]  # fmt: skip
     if (os.cpu_count() or 1) >= 2:
         cmd = ["taskset", "-c", "0", *cmd]
-    return subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)
+    return subprocess.Popen(
+        cmd, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
@@ -137,7 +141,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     emu = _start_emulator(port, truth_path, args)
     try:
         client = HTTPClient("127.0.0.1", port, concurrency=args.streams, network_timeout=60)
-        kernel_on = ts.enable_kernel_timestamps(client)
+        kernel_on = False if args.user_only else ts.enable_kernel_timestamps(client)
         deadline = time.time() + 30
         while True:
             try:
@@ -222,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--streams", type=int, default=64)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--burn", action="store_true", help="burn 5 ms CPU every 10 ms in the client")
+    p.add_argument("--user-only", action="store_true", help="no kernel stamps (CPU baseline)")
     p.add_argument("--ttft-ms", type=float, default=50.0)
     p.add_argument("--itl-ms", type=float, default=20.0)
     p.add_argument("--max-tokens", type=int, default=64)

@@ -161,6 +161,8 @@ class ClockMap:
         "checks",
         "last_delta_ns",
         "next_check",
+        "off_frac_ns",
+        "off_sec",
         "offset_ns",
         "recheck_interval",
         "samples",
@@ -186,6 +188,7 @@ class ClockMap:
         self.checks = 0
         self.last_delta_ns = 0
         self.offset_ns, self.width_ns = self.measure()
+        self.off_sec, self.off_frac_ns = divmod(self.offset_ns, 1_000_000_000)
         self.next_check = self._perf_ns() / 1e9 + recheck_interval
 
     def measure(self) -> tuple[int, int]:
@@ -213,12 +216,21 @@ class ClockMap:
         if abs(delta) > self.step_threshold_ns:
             self.steps += 1
         self.offset_ns, self.width_ns = off, w
+        self.off_sec, self.off_frac_ns = divmod(off, 1_000_000_000)
         self.next_check = self._perf_ns() / 1e9 + self.recheck_interval
         return delta
 
     def to_perf(self, real_ns: int) -> float:
         """Convert a CLOCK_REALTIME ns value to perf_counter seconds."""
         return (real_ns + self.offset_ns) / 1e9
+
+    def timespec_to_perf(self, sec: int, nsec: int) -> float:
+        """Convert a ``struct timespec`` (CLOCK_REALTIME) to perf_counter seconds.
+
+        Split into whole seconds and a fraction so that no large integer or float of
+        ~1.7e18 is formed: this runs once per socket read.
+        """
+        return (sec + self.off_sec) + (nsec + self.off_frac_ns) * 1e-9
 
 
 #: One map for the process: all sockets share it, the re-check costs ~3 µs once a second.
@@ -229,12 +241,11 @@ CLOCK = ClockMap()
 
 
 class _Totals:
-    """Process-wide read counters (reads, fallbacks) for the log and tests."""
+    """Process-wide counters of the rare read outcomes (fallbacks, full buffers)."""
 
-    __slots__ = ("fallbacks", "full", "reads")
+    __slots__ = ("fallbacks", "full")
 
     def __init__(self) -> None:
-        self.reads = 0
         self.fallbacks = 0
         self.full = 0
 
@@ -269,7 +280,6 @@ class TimestampingSocket(gevent.socket.socket):
         "ts_kind",
         "ts_last",
         "ts_read_at",
-        "ts_reads",
         "ts_seq",
     )
 
@@ -281,7 +291,6 @@ class TimestampingSocket(gevent.socket.socket):
         self.ts_read_at = 0.0
         self.ts_seq = 0
         self.ts_kind = FALLBACK
-        self.ts_reads = 0
         self.ts_fallbacks = 0
         try:
             self._sock.setsockopt(_SOL_SOCKET, SO_TIMESTAMPNS, 1)
@@ -289,40 +298,54 @@ class TimestampingSocket(gevent.socket.socket):
         except OSError:
             self.ts_enabled = False
 
-    def _note(self, n: int, bufsize: int, ancdata: list[tuple[int, int, bytes]]) -> None:
-        """Record the stamp of a read that returned n > 0 bytes (O(1))."""
+    def _note(self, n: int, bufsize: int, anc: list[tuple[int, int, bytes]]) -> None:
+        """Record the stamp of a read that returned n > 0 bytes (O(1), ~0.5 µs)."""
         now = _perf()
         self.ts_read_at = now
         self.ts_seq += 1
-        self.ts_reads += 1
-        TOTALS.reads += 1
         clock = CLOCK
-        stamp = None
-        for level, kind, data in ancdata:
-            if level == _SOL_SOCKET and kind == SCM_TIMESTAMPNS:
-                sec, nsec = _unpack(data)
-                stamp = sec * 1_000_000_000 + nsec
-                break
-        if stamp is None:
+        if anc and n < bufsize and anc[0][1] == SCM_TIMESTAMPNS:  # the common case
+            sec, nsec = _unpack(anc[0][2])
+            t = (sec + clock.off_sec) + (nsec + clock.off_frac_ns) * 1e-9
+            if t > now + _FUTURE_TOLERANCE:
+                t = self._stepped(sec, nsec, now)
+            self.ts_last = t
+            self.ts_kind = KERNEL
+        else:
+            self._rare(n, bufsize, anc, now)
+        if now >= clock.next_check:
+            clock.recheck()
+
+    def _stepped(self, sec: int, nsec: int, now: float) -> float:
+        """A stamp in the future: the wall clock stepped forward. Re-measure, clamp."""
+        CLOCK.recheck()
+        t = CLOCK.timespec_to_perf(sec, nsec)
+        return now if t > now else t
+
+    def _rare(self, n: int, bufsize: int, anc: list[tuple[int, int, bytes]], now: float) -> None:
+        """No stamp (fallback), or the read filled the buffer (FULL)."""
+        real = parse_timestamp_cmsgs(anc)
+        if real is None:
             self.ts_last = now
             self.ts_kind = FALLBACK
             self.ts_fallbacks += 1
             TOTALS.fallbacks += 1
+            return
+        sec, nsec = divmod(real, 1_000_000_000)
+        t = CLOCK.timespec_to_perf(sec, nsec)
+        if t > now + _FUTURE_TOLERANCE:
+            t = self._stepped(sec, nsec, now)
+        self.ts_last = t
+        if n >= bufsize:
+            self.ts_kind = FULL
+            TOTALS.full += 1
         else:
-            t = (stamp + clock.offset_ns) / 1e9
-            if t > now + _FUTURE_TOLERANCE:  # the wall clock stepped forward: re-measure
-                clock.recheck()
-                t = (stamp + clock.offset_ns) / 1e9
-                if t > now:  # still inconsistent (a step between arrival and now): clamp
-                    t = now
-            self.ts_last = t
-            if n >= bufsize:
-                self.ts_kind = FULL
-                TOTALS.full += 1
-            else:
-                self.ts_kind = KERNEL
-        if now >= clock.next_check:
-            clock.recheck()
+            self.ts_kind = KERNEL
+
+    @property
+    def ts_reads(self) -> int:
+        """Reads that returned data (== ``ts_seq``)."""
+        return self.ts_seq
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:  # type: ignore[override]
         """``recv`` through ``recvmsg`` so the kernel stamp comes along."""
