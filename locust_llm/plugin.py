@@ -27,6 +27,7 @@ from locust import events
 from locust.event import EventHook
 from locust.runners import WorkerRunner
 
+import locust_llm.web  # noqa: F401,E402  (LLM tab, /llm/... endpoints, /llm/metrics)
 from locust_llm import __version__
 from locust_llm.checks import (
     SLO_EXIT_CODE,

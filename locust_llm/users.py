@@ -16,7 +16,7 @@ from typing import Any
 import gevent
 import orjson
 from geventhttpclient.response import HTTPParseError
-from locust import FastHttpUser, task
+from locust import FastHttpUser
 from locust.exception import CatchResponseError
 
 from locust_llm import plugin
@@ -319,11 +319,6 @@ class OpenAIChatUser(LLMUser):
             self.path, body, name=name, prompt_tokens=prompt_tokens, queue_time=queue_time
         )
 
-    @task
-    def default_chat(self) -> None:
-        """Default task: one synthetic prompt of ``--llm-prompt-tokens`` tokens."""
-        self.chat(self.llm.default_prompt())
-
 
 class OpenAICompletionsUser(LLMUser):
     """Streams ``/v1/completions``. Subclass it and call :meth:`complete` from tasks."""
@@ -355,7 +350,3 @@ class OpenAICompletionsUser(LLMUser):
         return self.stream_request(
             self.path, body, name=name, prompt_tokens=prompt_tokens, queue_time=queue_time
         )
-
-    @task
-    def default_complete(self) -> None:
-        self.complete(self.llm.default_prompt())

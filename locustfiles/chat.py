@@ -5,10 +5,15 @@
         --llm-slo 'ttft_p95<=800ms' --llm-summary reports/chat/summary.json
 """
 
-from locust import between
+from locust import constant, task
 
 from locust_llm import OpenAIChatUser
 
 
 class ChatUser(OpenAIChatUser):
-    wait_time = between(0, 0)  # closed loop: the next request as soon as the last one ends
+    wait_time = constant(0)  # closed loop: the next request as soon as the last one ends
+
+    @task
+    def chat_once(self) -> None:
+        # a synthetic prompt of --llm-prompt-tokens tokens, --llm-max-tokens out
+        self.chat(self.llm.default_prompt())

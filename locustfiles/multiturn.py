@@ -15,7 +15,7 @@ history would be wrong) and the user starts a new one.
 from __future__ import annotations
 
 import gevent
-from locust import constant, events
+from locust import constant, events, task
 
 from locust_llm.users import OpenAIChatUser
 from locust_llm.workload import locust_options as wo
@@ -40,6 +40,7 @@ class MultiTurnUser(OpenAIChatUser):
     wait_time = constant(0)
     conversation = None
 
+    @task
     def turn(self) -> None:
         conv = self.conversation
         if conv is None or conv.done:
@@ -52,8 +53,3 @@ class MultiTurnUser(OpenAIChatUser):
         conv.add_reply(res.text)
         if not conv.done:
             gevent.sleep(conv.think_time())
-
-
-# Only this task: Locust merges base-class tasks, and OpenAIChatUser's default task must
-# not run here (it would send unscheduled requests), so the list is replaced after the class.
-MultiTurnUser.tasks = [MultiTurnUser.turn]

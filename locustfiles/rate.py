@@ -20,7 +20,7 @@ import time
 
 import gevent
 import gevent.lock
-from locust import constant, events
+from locust import constant, events, task
 
 from locust_llm.users import OpenAIChatUser
 from locust_llm.workload import locust_options as wo
@@ -75,6 +75,7 @@ def _loop(environment, users_here):
 class RateUser(OpenAIChatUser):
     wait_time = constant(0)
 
+    @task
     def send(self) -> None:
         loop = _loop(self.environment, self.environment.runner.user_count)
         scheduled = loop["start"] + next(loop["schedule"])
@@ -98,8 +99,3 @@ class RateUser(OpenAIChatUser):
         finally:
             if slots is not None:
                 slots.release()
-
-
-# Only this task: Locust merges base-class tasks, and OpenAIChatUser's default task must
-# not run here (it would send unscheduled requests), so the list is replaced after the class.
-RateUser.tasks = [RateUser.send]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 
-from locust import LoadTestShape, constant, events
+from locust import LoadTestShape, constant, events, task
 
 from locust_llm import plugin
 from locust_llm.users import OpenAIChatUser
@@ -83,13 +83,9 @@ class SweepUser(OpenAIChatUser):
     wait_time = constant(0)
     _prompts = None
 
+    @task
     def ask(self) -> None:
         if SweepUser._prompts is None:
             SweepUser._prompts = wo.prompt_source(self.environment)
         p = next(SweepUser._prompts)
         self.chat(p.chat_messages(), max_tokens=p.max_tokens, prompt_tokens=p.prompt_tokens)
-
-
-# Only this task: Locust merges base-class tasks, and OpenAIChatUser's default task must
-# not run here (it would send unscheduled requests), so the list is replaced after the class.
-SweepUser.tasks = [SweepUser.ask]

@@ -22,6 +22,8 @@ __all__ = ["Collector", "Window", "LATENCY_METRICS"]
 # sketch name -> what it holds (all in milliseconds)
 LATENCY_METRICS = ("ttft", "ttft_content", "tpot", "itl", "e2el", "queue_time")
 
+FULL_RESOLUTION_S = 120  # seconds kept with full sketches; older ones are compacted
+
 _COUNTERS = (
     "completed",
     "failed",
@@ -46,6 +48,24 @@ class Window:
         self.errors: dict[str, int] = {}
         for c in _COUNTERS:
             setattr(self, c, 0)
+
+    def row(self, sec: int) -> dict[str, Any]:
+        """This second's chart row (output tokens are filled in by the collector)."""
+        ttft = self.sketches["ttft"].quantiles([0.5, 0.95])
+        itl = self.sketches["itl"].quantiles([0.5, 0.99])
+        return {
+            "t": sec,
+            "requests": self.completed,
+            "failed": self.failed,
+            "aborted": self.aborted,
+            "output_tokens": 0,
+            "input_tokens": self.input_tokens,
+            "in_flight": self.inflight_max,
+            "ttft_p50_ms": ttft[0],
+            "ttft_p95_ms": ttft[1],
+            "itl_p50_ms": itl[0],
+            "itl_p99_ms": itl[1],
+        }
 
     def merge(self, other: Window) -> None:
         for m, h in other.sketches.items():
@@ -90,18 +110,60 @@ class Collector:
     ``max_errors`` bounds the number of distinct error messages kept per window.
     """
 
-    def __init__(self, good: Callable[[LLMResult], bool] | None = None) -> None:
+    def __init__(
+        self,
+        good: Callable[[LLMResult], bool] | None = None,
+        full_resolution_s: int = FULL_RESOLUTION_S,
+    ) -> None:
         self.windows: dict[int, Window] = {}
         self._dirty: set[int] = set()
         self.good = good
         self.inflight = 0
+        # Long runs: seconds older than full_resolution_s are compacted so memory stays flat
+        # (a soak of hours must not grow): their chart row is frozen, their sketches are merged
+        # into one window per minute, their token arrivals into a per-second counter.
+        self.full_resolution_s = full_resolution_s
+        self.archive: dict[int, Window] = {}  # minute -> compacted windows
+        self.frozen_rows: dict[int, dict[str, Any]] = {}  # second -> its chart row
+        self.archived_tokens: dict[int, int] = {}  # arrival second -> tokens
+        self._newest = -1
+        self._frozen_before = -1
+        self.shipping = False  # workers ship windows away instead of compacting them
 
     def _window(self, sec: int) -> Window:
         w = self.windows.get(sec)
         if w is None:
+            if sec < self._frozen_before:
+                # late data for a compacted second (a request longer than the horizon):
+                # it counts in the totals, not in that second's frozen chart row
+                m = sec // 60
+                w = self.archive.get(m)
+                if w is None:
+                    w = self.archive[m] = Window()
+                return w
             w = self.windows[sec] = Window()
+            if sec > self._newest:
+                self._newest = sec
+                if not self.shipping and sec - self.full_resolution_s > self._frozen_before:
+                    self._compact(sec - self.full_resolution_s)
         self._dirty.add(sec)
         return w
+
+    def _compact(self, cutoff: int) -> None:
+        for sec in [s for s in self.windows if s < cutoff]:
+            w = self.windows.pop(sec)
+            self._dirty.discard(sec)
+            self.frozen_rows[sec] = w.row(sec)
+            at = self.archived_tokens
+            for a, n in w.tokens_arrived.items():
+                at[a] = at.get(a, 0) + n
+            w.tokens_arrived = {}
+            m = sec // 60
+            if m in self.archive:
+                self.archive[m].merge(w)
+            else:
+                self.archive[m] = w
+        self._frozen_before = cutoff
 
     def request_started(self, t_epoch: float) -> None:
         """Called at dispatch: tracks in-flight requests for the concurrency series."""
@@ -119,8 +181,7 @@ class Collector:
             return
         w = self._window(int(r.t_start))
         sk = w.sketches
-        if r.queue_time:
-            sk["queue_time"].add(r.queue_time)
+        sk["queue_time"].add(r.queue_time)  # zeros too: the share that did not wait matters
         if r.t_start < w.first_start:
             w.first_start = r.t_start
         end = r.t_start + ((r.e2e if r.e2e is not None else r.stream_closed) or 0.0) / 1000.0
@@ -187,6 +248,7 @@ class Collector:
     # -- distribution -----------------------------------------------------------------------
     def take_delta(self) -> dict[str, Any]:
         """Windows changed since the last call, serialised, and forgotten locally (workers)."""
+        self.shipping = True
         out = {
             str(s): self.windows.pop(s).to_dict() for s in sorted(self._dirty) if s in self.windows
         }
@@ -200,11 +262,47 @@ class Collector:
     def reset(self) -> None:
         self.windows.clear()
         self._dirty.clear()
+        self.archive.clear()
+        self.frozen_rows.clear()
+        self.archived_tokens.clear()
+        self._newest = self._frozen_before = -1
 
     def merged(self, start: float | None = None, end: float | None = None) -> Window:
-        """All windows whose second lies in [start, end) folded into one."""
+        """All windows whose second lies in [start, end) folded into one.
+
+        Compacted minutes are included whole when their first second is in the range, so a
+        range that cuts through a compacted minute is approximate at that edge.
+        """
         total = Window()
         for s, w in self.windows.items():
             if (start is None or s >= start) and (end is None or s < end):
                 total.merge(w)
+        for m, w in self.archive.items():
+            s = m * 60
+            if (start is None or s >= start) and (end is None or s < end):
+                total.merge(w)
         return total
+
+    def tokens_per_second(self) -> dict[int, int]:
+        """Output tokens by the second they arrived in, over the whole run."""
+        out = dict(self.archived_tokens)
+        for group in (self.windows, self.archive):
+            for w in group.values():
+                for s, n in w.tokens_arrived.items():
+                    out[s] = out.get(s, 0) + n
+        return out
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One chart row per wall-clock second (frozen rows for compacted seconds)."""
+        tokens = self.tokens_per_second()
+        secs = set(self.windows) | set(self.frozen_rows) | set(tokens)
+        if not secs:
+            return []
+        empty = Window()
+        rows = []
+        for s in range(min(secs), max(secs) + 1):
+            frozen = self.frozen_rows.get(s)
+            row = dict(frozen) if frozen is not None else self.windows.get(s, empty).row(s)
+            row["output_tokens"] = tokens.get(s, 0)
+            rows.append(row)
+        return rows

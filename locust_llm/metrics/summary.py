@@ -40,36 +40,7 @@ def metric_fields(name: str, window: Window) -> dict[str, float]:
 
 def interval_rows(collector: Collector) -> list[dict[str, Any]]:
     """One row per wall-clock second, for charts (web UI, report)."""
-    if not collector.windows:
-        return []
-    secs = sorted(collector.windows)
-    arrived: dict[int, float] = {}
-    for w in collector.windows.values():
-        for s, n in w.tokens_arrived.items():
-            arrived[s] = arrived.get(s, 0) + n
-    lo = min(secs[0], min(arrived) if arrived else secs[0])
-    hi = max(secs[-1], max(arrived) if arrived else secs[-1])
-    rows = []
-    empty = Window()
-    for s in range(lo, hi + 1):
-        w = collector.windows.get(s, empty)
-        ttft = w.sketches["ttft"].quantiles([0.5, 0.95])
-        itl = w.sketches["itl"].quantiles([0.5, 0.99])
-        rows.append(
-            {
-                "t": s,
-                "requests": w.completed,
-                "failed": w.failed + w.aborted,
-                "output_tokens": arrived.get(s, 0),
-                "input_tokens": w.input_tokens,
-                "in_flight": w.inflight_max,
-                "ttft_p50_ms": ttft[0],
-                "ttft_p95_ms": ttft[1],
-                "itl_p50_ms": itl[0],
-                "itl_p99_ms": itl[1],
-            }
-        )
-    return rows
+    return collector.rows()
 
 
 def summarize(

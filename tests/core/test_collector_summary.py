@@ -91,7 +91,7 @@ def reference(results: list[LLMResult], good=None) -> dict:
         "e2el": [r.e2e for r in ok if r.e2e is not None],
         "itl": [g for r in ok for g in r.itl],  # pooled: one sample per gap
         "tpot": [(r.e2e - r.ttft) / (r.output_tokens - 1) for r in ok if r.output_tokens > 1],
-        "queue_time": [r.queue_time for r in rs if r.queue_time],
+        "queue_time": [r.queue_time for r in rs],  # zeros included: not waiting is data too
     }
     errors: dict[str, int] = {}
     for r in rs:

@@ -26,4 +26,4 @@ class EvilUser(OpenAIChatUser):
     def evil(self) -> None:
         self.chat("hello", model=EVIL_MODEL)
 
-    tasks = [evil]  # replaces the inherited default_chat task
+    tasks = [evil]

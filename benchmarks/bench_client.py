@@ -1,0 +1,178 @@
+"""Client benchmarks (issue 2): ingest ceiling and paced-stream precision of one Locust process.
+
+    .venv/bin/python benchmarks/bench_client.py ingest [--users 1,16,64,256] [--seconds 10]
+    .venv/bin/python benchmarks/bench_client.py paced [--users 256] [--seconds 20]
+
+The emulator runs pinned to core 0 (``taskset -c 0``), Locust to core 1, both on loopback.
+
+* ingest: the emulator writes as fast as the client reads (``--emu-ttft-ms 0 --emu-itl-ms 0``:
+  every token due at once, many SSE events per send). Reports output tokens/s one Locust process
+  consumes through the full metrics path, beside a bare FastHttpUser loop that only timestamps
+  lines (``locustfile_bare.py``), measured in the same run: their ratio is our overhead.
+* paced: TTFT 50 ms, ITL 20 ms, so nearly every token arrives in its own read. Reports CPU µs
+  per token of the Locust process (process time between test start and stop / tokens) and the
+  error of each measured ITL gap against the emulator's own write log (``--emu-truth-log``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+def _pin(core: int | None, cmd: list[str]) -> list[str]:
+    if core is not None and shutil.which("taskset") and (os.cpu_count() or 1) > core:
+        return ["taskset", "-c", str(core), *cmd]
+    return cmd
+
+
+def start_emulator(args: list[str], core: int | None = 0) -> tuple[subprocess.Popen, str]:
+    cmd = _pin(
+        core, [PY, "-m", "locust_llm.emulator", "--port", "0", "--max-model-len", "1M", *args]
+    )
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, start_new_session=True)  # fmt: skip
+    line = proc.stdout.readline()  # type: ignore[union-attr]
+    if "serving" not in line:
+        proc.kill()
+        raise RuntimeError(f"emulator did not start: {line!r}")
+    return proc, line.rsplit(" on ", 1)[1].strip()
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def run_locust(locustfile: str, host: str, users: int, seconds: float, out: Path,
+               extra: list[str], core: int | None = 1, env: dict | None = None) -> dict:  # fmt: skip
+    cmd = _pin(core, [PY, "-m", "locust", "-f", locustfile, "--headless", "-u", str(users),
+                      "-r", str(max(users, 1) * 10), "-t", f"{int(seconds)}s", "--host", host,
+                      "--only-summary", "--stop-timeout", "0", *extra])  # fmt: skip
+    e = {**os.environ, "BENCH_OUT": str(out), **(env or {})}
+    p = subprocess.run(cmd, cwd=ROOT, env=e, capture_output=True, text=True, timeout=seconds + 120)
+    if not out.exists():
+        raise RuntimeError(f"locust run failed ({p.returncode}): {p.stderr[-2000:]}")
+    return json.loads(out.read_text())
+
+
+def ingest(users_list: list[int], seconds: float, max_tokens: int = 1024) -> list[dict]:
+    emu, host = start_emulator(["--emu-ttft-ms", "0", "--emu-itl-ms", "0"])
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory() as td:
+            tmp = Path(td)
+            for users in users_list:
+                bare = run_locust("benchmarks/locustfile_bare.py", host, users, seconds,
+                                  tmp / f"bare{users}.json", [],
+                                  env={"BENCH_MAX_TOKENS": str(max_tokens)})  # fmt: skip
+                full_out = tmp / f"full{users}.json"
+                summary = tmp / f"sum{users}.json"
+                full = run_locust("benchmarks/locustfile_bench.py", host, users, seconds, full_out,
+                                  ["--llm-max-tokens", str(max_tokens), "--llm-ignore-eos",
+                                   "--llm-prompt-tokens", "16", "--llm-summary", str(summary)])  # fmt: skip
+                s = json.loads(summary.read_text())
+                full_rate = s["total_output_tokens"] / full["wall_s"]
+                bare_rate = bare["lines"] / bare["wall_s"]
+                rows.append({
+                    "users": users,
+                    "tokens_per_s": round(full_rate),
+                    "bare_tokens_per_s": round(bare_rate),
+                    "ratio_to_bare": round(full_rate / bare_rate, 3) if bare_rate else None,
+                    "cpu_us_per_token": round(full["cpu_s"] / max(s["total_output_tokens"], 1) * 1e6, 2),
+                    "client_cpu_share": round(full["cpu_s"] / full["wall_s"], 3),
+                    "failed": s["failed"],
+                })  # fmt: skip
+                print(json.dumps(rows[-1]), flush=True)
+    finally:
+        stop(emu)
+    return rows
+
+
+def itl_errors(records: Path, truth: Path) -> np.ndarray:
+    """|client gap − server write gap| in ms for every matched token gap."""
+    sent = {}
+    for line in truth.read_text().splitlines():
+        d = json.loads(line)
+        sent[d["id"]] = d["t_send"]
+    errs: list[float] = []
+    for line in records.read_text().splitlines():
+        r = json.loads(line)
+        t = sent.get(r["id"])
+        if r["error"] is not None or t is None or len(t) != len(r["itl"]) + 1:
+            continue
+        server = np.diff(np.asarray(t)) * 1000
+        errs.extend(np.abs(np.asarray(r["itl"]) - server).tolist())
+    return np.asarray(errs)
+
+
+def paced(
+    users: int, seconds: float, ttft: float = 50, itl: float = 20, max_tokens: int = 64
+) -> dict:
+    with tempfile.TemporaryDirectory() as td:
+        tmp = Path(td)
+        truth = tmp / "truth.jsonl"
+        emu, host = start_emulator(["--emu-ttft-ms", str(ttft), "--emu-itl-ms", str(itl),
+                                    "--emu-truth-log", str(truth)])  # fmt: skip
+        try:
+            records, summary = tmp / "rec.jsonl", tmp / "sum.json"
+            full = run_locust("benchmarks/locustfile_bench.py", host, users, seconds, tmp / "cpu.json",
+                              ["--llm-max-tokens", str(max_tokens), "--llm-ignore-eos",
+                               "--llm-records", str(records), "--llm-summary", str(summary)])  # fmt: skip
+        finally:
+            stop(emu)  # flushes the truth log
+        s = json.loads(summary.read_text())
+        errs = itl_errors(records, truth)
+        row = {
+            "users": users,
+            "tokens_per_s": round(s["output_throughput"]),
+            "cpu_us_per_token": round(full["cpu_s"] / max(s["total_output_tokens"], 1) * 1e6, 2),
+            "client_cpu_share": round(full["cpu_s"] / full["wall_s"], 3),
+            "gaps_matched": int(errs.size),
+            "itl_error_p50_ms": round(float(np.percentile(errs, 50)), 4) if errs.size else None,
+            "itl_error_p99_ms": round(float(np.percentile(errs, 99)), 4) if errs.size else None,
+            "itl_error_max_ms": round(float(errs.max()), 3) if errs.size else None,
+            "median_itl_ms": round(s["median_itl_ms"], 3),
+            "failed": s["failed"],
+        }
+        print(json.dumps(row), flush=True)
+        return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("mode", choices=["ingest", "paced"])
+    ap.add_argument("--users", default=None, help="comma-separated user counts")
+    ap.add_argument("--seconds", type=float, default=None)
+    a = ap.parse_args(argv)
+    started = time.time()
+    if a.mode == "ingest":
+        users = [int(x) for x in (a.users or "1,16,64,256").split(",")]
+        ingest(users, a.seconds or 10)
+    else:
+        for u in [int(x) for x in (a.users or "256").split(",")]:
+            paced(u, a.seconds or 20)
+    print(f"# {a.mode} done in {time.time() - started:.0f}s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

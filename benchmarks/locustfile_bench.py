@@ -1,0 +1,39 @@
+"""Locustfile for benchmarks/bench_client.py: the full metrics path, plus process-CPU accounting.
+
+Writes ``{"cpu_s", "wall_s"}`` of the Locust process between test start and test stop to
+``$BENCH_OUT`` so CPU per token excludes start-up and shutdown.
+"""
+
+import json
+import os
+import time
+
+from locust import constant, events
+
+from locust_llm import OpenAIChatUser
+
+
+class BenchChatUser(OpenAIChatUser):
+    wait_time = constant(0)
+
+
+_t: dict[str, float] = {}
+
+
+@events.test_start.add_listener
+def _start(**_kw):
+    _t["cpu"], _t["wall"] = time.process_time(), time.perf_counter()
+
+
+@events.test_stop.add_listener
+def _stop(**_kw):
+    out = os.environ.get("BENCH_OUT")
+    if out and "cpu" in _t:
+        with open(out, "w") as f:
+            json.dump(
+                {
+                    "cpu_s": time.process_time() - _t["cpu"],
+                    "wall_s": time.perf_counter() - _t["wall"],
+                },
+                f,
+            )
