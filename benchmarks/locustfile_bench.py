@@ -8,13 +8,17 @@ import json
 import os
 import time
 
-from locust import constant, events
+from locust import constant, events, task
 
 from locust_llm import OpenAIChatUser
 
 
 class BenchChatUser(OpenAIChatUser):
     wait_time = constant(0)
+
+    @task
+    def chat_once(self):
+        self.chat(self.llm.default_prompt())
 
 
 _t: dict[str, float] = {}

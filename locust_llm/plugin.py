@@ -22,6 +22,7 @@ import random
 import sys
 from typing import Any
 
+import locust.stats
 import orjson
 from locust import events
 from locust.event import EventHook
@@ -277,10 +278,7 @@ class LLMRuntime:
             if tpot is not None:
                 stats.get("TPOT", "LLM").log(tpot, 0)
             if res.itl:
-                entry = stats.get("ITL", "LLM")
-                log_gap = entry.log
-                for gap in res.itl:
-                    log_gap(gap, 0)
+                log_many(stats.get("ITL", "LLM"), res.itl)
         self.collector.add(res)
         if self._records is not None:
             line = res.to_json_line()
@@ -331,6 +329,29 @@ class LLMRuntime:
         if self._records is not None:
             self._records.close()
             self._records = None
+
+
+def log_many(entry: Any, values: list[float]) -> None:
+    """``entry.log(v, 0)`` for every value, in bulk: one ITL sample per token made Locust's
+    per-call bookkeeping (clock read, cache check) ~15 % of the client's CPU per token.
+    Falls back to per-sample ``log`` if Locust's internals are not the ones this was written
+    against (2.4x: ``bucket_response_time`` and these ``StatsEntry`` fields)."""
+    bucket = getattr(locust.stats, "bucket_response_time", None)
+    if bucket is None or not hasattr(entry, "response_times") or len(values) < 2:
+        for v in values:
+            entry.log(v, 0)
+        return
+    entry.log(values[0], 0)  # time bookkeeping and cache rotation, once
+    rest = values[1:]
+    n = len(rest)
+    entry.num_requests += n
+    entry.num_reqs_per_sec[int(entry.last_request_timestamp)] += n
+    entry.total_response_time += sum(rest)
+    entry.min_response_time = min(entry.min_response_time, min(rest))
+    entry.max_response_time = max(entry.max_response_time, max(rest))
+    rt = entry.response_times
+    for k in map(bucket, rest):
+        rt[k] += 1
 
 
 def fetch_first_model(host: str | None, auth_header: str | None, timeout: float) -> str:

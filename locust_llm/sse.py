@@ -136,6 +136,18 @@ class SSEParser:
         Faster than :meth:`feed` when the transport already splits on ``\\n``; a line that
         still holds ``\\r`` separators (servers using bare CR) is routed through :meth:`feed`.
         """
+        if not self._buf and not self._skip:
+            # fast path for the two shapes OpenAI servers send: "data: {...}\n" and "\n"
+            if line[:6] == b"data: " and line[-1:] == b"\n" and b"\r" not in line:
+                value = line[6:-1]
+                self._size += len(value) + 1
+                if self._size > self.max_event_bytes:
+                    self._reset()
+                    raise SSEError(f"SSE event larger than {self.max_event_bytes} bytes")
+                self._data.append(value)
+                return None
+            if line == b"\n":
+                return self._line(b"")
         raw = line
         if line.endswith(b"\n"):
             line = line[:-2] if line.endswith(b"\r\n") else line[:-1]
