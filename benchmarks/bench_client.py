@@ -105,8 +105,12 @@ def ingest(users_list: list[int], seconds: float, max_tokens: int = 1024) -> lis
     return rows
 
 
-def itl_errors(records: Path, truth: Path) -> np.ndarray:
-    """|client gap − server write gap| in ms for every matched token gap."""
+def itl_errors(records: Path, truth: Path, own_only: bool = False) -> np.ndarray:
+    """|client gap − server write gap| in ms for every matched token gap.
+
+    ``own_only``: only gaps whose two tokens each had their own kernel stamp (no shared read),
+    i.e. the gaps that enter the ITL percentiles in kernel mode.
+    """
     sent = {}
     for line in truth.read_text().splitlines():
         d = json.loads(line)
@@ -118,29 +122,47 @@ def itl_errors(records: Path, truth: Path) -> np.ndarray:
         if r["error"] is not None or t is None or len(t) != len(r["itl"]) + 1:
             continue
         server = np.diff(np.asarray(t)) * 1000
-        errs.extend(np.abs(np.asarray(r["itl"]) - server).tolist())
+        err = np.abs(np.asarray(r["itl"]) - server)
+        if own_only:
+            bad = set(r.get("shared") or [])
+            keep = [i for i in range(len(err)) if i not in bad and i + 1 not in bad]
+            err = err[keep]
+        errs.extend(err.tolist())
     return np.asarray(errs)
 
 
 def paced(
-    users: int, seconds: float, ttft: float = 50, itl: float = 20, max_tokens: int = 64
+    users: int,
+    seconds: float,
+    ttft: float = 50,
+    itl: float = 20,
+    max_tokens: int = 64,
+    timestamps: str = "auto",
+    burn: bool = False,
+    itl_cv: float = 0.0,
 ) -> dict:
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         truth = tmp / "truth.jsonl"
+        jitter = ["--emu-itl-dist", "lognormal", "--emu-itl-cv", str(itl_cv)] if itl_cv else []
         emu, host = start_emulator(["--emu-ttft-ms", str(ttft), "--emu-itl-ms", str(itl),
-                                    "--emu-truth-log", str(truth)])  # fmt: skip
+                                    "--emu-truth-log", str(truth), *jitter])  # fmt: skip
         try:
             records, summary = tmp / "rec.jsonl", tmp / "sum.json"
             full = run_locust("benchmarks/locustfile_bench.py", host, users, seconds, tmp / "cpu.json",
                               ["--llm-max-tokens", str(max_tokens), "--llm-ignore-eos",
-                               "--llm-records", str(records), "--llm-summary", str(summary)])  # fmt: skip
+                               "--llm-records", str(records), "--llm-summary", str(summary),
+                               "--llm-timestamps", timestamps],
+                              env={"BENCH_BURN": "1" if burn else "0"})  # fmt: skip
         finally:
             stop(emu)  # flushes the truth log
         s = json.loads(summary.read_text())
         errs = itl_errors(records, truth)
+        own = itl_errors(records, truth, own_only=True)
         row = {
             "users": users,
+            "timestamps": s.get("timestamps"),
+            "burn": burn,
             "tokens_per_s": round(s["output_throughput"]),
             "cpu_us_per_token": round(full["cpu_s"] / max(s["total_output_tokens"], 1) * 1e6, 2),
             "client_cpu_share": round(full["cpu_s"] / full["wall_s"], 3),
@@ -148,6 +170,12 @@ def paced(
             "itl_error_p50_ms": round(float(np.percentile(errs, 50)), 4) if errs.size else None,
             "itl_error_p99_ms": round(float(np.percentile(errs, 99)), 4) if errs.size else None,
             "itl_error_max_ms": round(float(errs.max()), 3) if errs.size else None,
+            "own_gaps": int(own.size),
+            "own_itl_error_p50_ms": round(float(np.percentile(own, 50)), 4) if own.size else None,
+            "own_itl_error_p99_ms": round(float(np.percentile(own, 99)), 4) if own.size else None,
+            "client_own_stamp": s.get("client_own_stamp"),
+            "client_bound": s.get("client_bound"),
+            "p99_read_lateness_ms": s.get("p99_read_lateness_ms"),
             "median_itl_ms": round(s["median_itl_ms"], 3),
             "failed": s["failed"],
         }
@@ -162,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("mode", choices=["ingest", "paced"])
     ap.add_argument("--users", default=None, help="comma-separated user counts")
     ap.add_argument("--seconds", type=float, default=None)
+    ap.add_argument("--timestamps", choices=["auto", "kernel", "user"], default="auto")
+    ap.add_argument("--burn", action="store_true", help="a greenlet burns 5 ms of every 10 ms")
+    ap.add_argument("--itl-cv", type=float, default=0.0, help="lognormal ITL jitter (CV)")
     a = ap.parse_args(argv)
     started = time.time()
     if a.mode == "ingest":
@@ -169,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         ingest(users, a.seconds or 10)
     else:
         for u in [int(x) for x in (a.users or "256").split(",")]:
-            paced(u, a.seconds or 20)
+            paced(u, a.seconds or 20, timestamps=a.timestamps, burn=a.burn, itl_cv=a.itl_cv)
     print(f"# {a.mode} done in {time.time() - started:.0f}s", file=sys.stderr)
     return 0
 

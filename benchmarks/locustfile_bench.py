@@ -24,9 +24,24 @@ class BenchChatUser(OpenAIChatUser):
 _t: dict[str, float] = {}
 
 
+def _burn() -> None:
+    """BENCH_BURN=1: a greenlet that hogs the CPU 5 ms out of every 10 ms (a busy client)."""
+    import gevent
+
+    while True:
+        end = time.perf_counter() + 0.005
+        while time.perf_counter() < end:
+            pass
+        gevent.sleep(0.005)
+
+
 @events.test_start.add_listener
 def _start(**_kw):
     _t["cpu"], _t["wall"] = time.process_time(), time.perf_counter()
+    if os.environ.get("BENCH_BURN") == "1":
+        import gevent
+
+        gevent.spawn(_burn)
 
 
 @events.test_stop.add_listener

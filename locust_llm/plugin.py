@@ -203,6 +203,7 @@ class LLMRuntime:
         self.configure()
         self._rng = random.Random(0)
         self._models_lock = None
+        self._stamp_mode_logged = False
         self.stack = None
         self.last_summary: dict[str, Any] | None = None
         self.peak_users = 0
@@ -238,9 +239,30 @@ class LLMRuntime:
                 self._records = open(records, "ab", buffering=0)  # noqa: SIM115
 
     # -- used by users --------------------------------------------------------------------
-    def install_client(self, client: Any) -> None:
-        """Per-user client setup (network timeout; kernel timestamps when enabled)."""
+    def install_client(self, client: Any, host: str | None) -> bool:
+        """Per-user client setup: read timeout, and kernel receive stamps unless
+        ``--llm-timestamps user`` (or unsupported: not Linux, HTTPS). Returns True when this
+        user's responses will carry kernel stamps."""
         client.client.network_timeout = self.timeout  # geventhttpclient's read timeout
+        mode = self.timestamps_mode
+        kernel = False
+        if mode != "user":
+            from locust_llm.timestamps import enable_kernel_timestamps
+
+            kernel = enable_kernel_timestamps(client, host)
+        if not self._stamp_mode_logged:
+            self._stamp_mode_logged = True
+            if kernel:
+                log.info("locust-llm: token arrival stamped by the kernel (SO_TIMESTAMPNS)")
+            elif mode == "kernel":
+                log.warning(
+                    "locust-llm: --llm-timestamps kernel is not available for %s (HTTPS or "
+                    "not Linux): token arrival stamped in user space",
+                    host,
+                )
+            else:
+                log.info("locust-llm: token arrival stamped in user space (perf_counter)")
+        return kernel
 
     def in_warmup(self, t_start: float) -> bool:
         if self.first_start is None:
@@ -278,7 +300,7 @@ class LLMRuntime:
             if tpot is not None:
                 stats.get("TPOT", "LLM").log(tpot, 0)
             if res.itl:
-                log_many(stats.get("ITL", "LLM"), res.itl)
+                log_many(stats.get("ITL", "LLM"), res.exact_itl())
         self.collector.add(res)
         if self._records is not None:
             line = res.to_json_line()

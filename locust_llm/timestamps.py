@@ -280,6 +280,7 @@ class TimestampingSocket(gevent.socket.socket):
         "ts_kind",
         "ts_last",
         "ts_read_at",
+        "ts_sent",
         "ts_seq",
     )
 
@@ -289,6 +290,7 @@ class TimestampingSocket(gevent.socket.socket):
         super().__init__(family, type, proto, fileno)
         self.ts_last = 0.0
         self.ts_read_at = 0.0
+        self.ts_sent = 0.0  # perf_counter() just before the last sendall: the request's send
         self.ts_seq = 0
         self.ts_kind = FALLBACK
         self.ts_fallbacks = 0
@@ -346,6 +348,11 @@ class TimestampingSocket(gevent.socket.socket):
     def ts_reads(self) -> int:
         """Reads that returned data (== ``ts_seq``)."""
         return self.ts_seq
+
+    def sendall(self, data: Any, flags: int = 0) -> None:  # type: ignore[override]
+        """geventhttpclient sends each request with one ``sendall``: note when it started."""
+        self.ts_sent = _perf()
+        return super().sendall(data, flags)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:  # type: ignore[override]
         """``recv`` through ``recvmsg`` so the kernel stamp comes along."""

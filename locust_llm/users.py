@@ -32,6 +32,7 @@ from locust_llm.protocol import (
     parse_chunk,
 )
 from locust_llm.sse import SSEError, SSEParser
+from locust_llm.timestamps import StampReader, analyze_tokens
 
 __all__ = ["LLMUser", "OpenAIChatUser", "OpenAICompletionsUser", "LLMResult"]
 
@@ -58,7 +59,7 @@ class LLMUser(FastHttpUser):
             "Accept": "text/event-stream",
             "Accept-Encoding": "identity",
         }
-        self.llm.install_client(self.client)
+        self._kernel_ts = self.llm.install_client(self.client, self.host)
 
     # -- public API -------------------------------------------------------------------------
     @property
@@ -175,6 +176,15 @@ class LLMUser(FastHttpUser):
         readline = stream.readline
         feed_line = SSEParser().feed_line
         perf = _perf
+        # kernel receive stamps (--llm-timestamps): the socket carrying this response, taken
+        # before the body is read (geventhttpclient drops it at message end)
+        reader = StampReader.from_response(r) if self._kernel_ts else None
+        sock = reader.sock if reader is not None else None
+        k_stamp: list[float] = []
+        k_seq: list[int] = []
+        k_kind: list[int] = []
+        k_user: list[float] = []
+        ks = kq = kk = 0
         itl = res.itl
         append_gap = itl.append
         pieces: list[str] = []
@@ -182,6 +192,7 @@ class LLMUser(FastHttpUser):
         first = last = None
         data_stamp = None
         chunks = 0
+        content_at = -1
         done = False
         usage = None
         while True:
@@ -196,8 +207,15 @@ class LLMUser(FastHttpUser):
             if ev is None:
                 if data_stamp is None and line[:4] == b"data":
                     data_stamp = now
+                    if sock is not None:  # the read that completed this token's line
+                        ks, kq, kk = sock.ts_last, sock.ts_seq, sock.ts_kind
                 continue
-            stamp = data_stamp if data_stamp is not None else now
+            if data_stamp is not None:
+                stamp = data_stamp
+            else:
+                stamp = now
+                if sock is not None:
+                    ks, kq, kk = sock.ts_last, sock.ts_seq, sock.ts_kind
             data_stamp = None
             c = parse_chunk(ev.data)
             if c.is_token:
@@ -206,9 +224,15 @@ class LLMUser(FastHttpUser):
                 else:
                     append_gap((stamp - last) * 1000)
                 last = stamp
-                chunks += 1
-                if c.has_content and res.ttft_content is None:
+                if sock is not None:
+                    k_user.append(stamp)
+                    k_stamp.append(ks)
+                    k_seq.append(kq)
+                    k_kind.append(kk)
+                if c.has_content and content_at < 0:
+                    content_at = chunks
                     res.ttft_content = (stamp - t0) * 1000
+                chunks += 1
                 if c.text:
                     add_piece(c.text)
                 if c.finish_reason is not None:
@@ -230,6 +254,8 @@ class LLMUser(FastHttpUser):
         if first is not None:
             res.ttft = (first - t0) * 1000
             res.e2e = (last - t0) * 1000  # type: ignore[operator]
+        if sock is not None:
+            self._apply_kernel_stamps(res, t0, sock, k_user, k_stamp, k_seq, k_kind, content_at)
         if usage:
             res.output_tokens = int(usage.get("completion_tokens") or 0)
             res.prompt_tokens = usage.get("prompt_tokens", prompt_tokens)
@@ -244,6 +270,38 @@ class LLMUser(FastHttpUser):
                 )
             elif chunks == 0:
                 res.error = "stream ended without any token chunk"
+
+    @staticmethod
+    def _apply_kernel_stamps(
+        res: LLMResult,
+        t0: float,
+        sock: Any,
+        user: list[float],
+        stamp: list[float],
+        seq: list[int],
+        kind: list[int],
+        content_at: int,
+    ) -> None:
+        """Replace user-space token times with kernel receive stamps (once per request)."""
+        a = analyze_tokens(user, stamp, seq, kind)
+        times = a.times
+        res.timestamps = "kernel"
+        if sock.ts_sent and sock.ts_sent >= t0:
+            res.send_lateness = (sock.ts_sent - t0) * 1000
+        if not times:
+            return
+        res.ttft = (times[0] - t0) * 1000
+        res.e2e = (times[-1] - t0) * 1000
+        if content_at >= 0:
+            res.ttft_content = (times[content_at] - t0) * 1000
+        res.itl = [(times[i + 1] - times[i]) * 1000 for i in range(len(times) - 1)]
+        res.shared = [i for i, f in enumerate(a.shared_flags) if f]
+        res.shared_reads = a.shared
+        res.stamp_fallbacks = a.fallbacks
+        res.own_stamps = a.own
+        lat = [x * 1000 for x in a.lateness]
+        res.read_lateness = lat
+        res.read_lateness_max = max(lat) if lat else None
 
 
 def _body(r: Any) -> bytes:

@@ -20,7 +20,18 @@ from locust_llm.metrics.sketch import LogHistogram
 __all__ = ["Collector", "Window", "LATENCY_METRICS"]
 
 # sketch name -> what it holds (all in milliseconds)
-LATENCY_METRICS = ("ttft", "ttft_content", "tpot", "itl", "e2el", "queue_time")
+LATENCY_METRICS = (
+    "ttft",
+    "ttft_content",
+    "tpot",
+    "itl",
+    "e2el",
+    "queue_time",
+    # client health (kernel timestamps): how late the client parsed a token after the kernel
+    # received it, and how long after t0 the request was handed to the kernel
+    "read_lateness",
+    "send_lateness",
+)
 
 FULL_RESOLUTION_S = 120  # seconds kept with full sketches; older ones are compacted
 
@@ -32,6 +43,13 @@ _COUNTERS = (
     "input_tokens",
     "output_tokens",
     "inflight_max",
+    # kernel-timestamp health counts (tokens of successful requests)
+    "stamped_tokens",
+    "own_stamps",
+    "shared_tokens",
+    "first_shared",
+    "stamp_fallbacks",
+    "itl_excluded",
 )
 
 
@@ -208,7 +226,19 @@ class Collector:
         if tpot is not None:
             sk["tpot"].add(tpot)
         if r.itl:
-            sk["itl"].add_many(r.itl)
+            exact = r.exact_itl()
+            sk["itl"].add_many(exact)
+            w.itl_excluded += len(r.itl) - len(exact)
+        if r.timestamps == "kernel":
+            w.stamped_tokens += r.token_chunks
+            w.own_stamps += r.own_stamps or 0
+            w.shared_tokens += r.shared_reads or 0
+            w.first_shared += 1 if r.shared and r.shared[0] == 0 else 0
+            w.stamp_fallbacks += r.stamp_fallbacks or 0
+            if r.read_lateness:
+                sk["read_lateness"].add_many(r.read_lateness)
+            if r.send_lateness is not None:
+                sk["send_lateness"].add(r.send_lateness)
         if self.good is not None and self.good(r):
             w.good += 1
         self._spread_tokens(w, r)

@@ -34,9 +34,12 @@ _RECORD_FIELDS = (
     "error",
     "aborted",
     "warmup",
+    "timestamps",
+    "shared",
     "shared_reads",
     "stamp_fallbacks",
     "read_lateness_max",
+    "send_lateness",
 )
 
 
@@ -63,10 +66,25 @@ class LLMResult:
     aborted: bool = False
     warmup: bool = False
     text: str = ""
-    # kernel-timestamp health (issue 9); None when user-space stamps were used
+    # how token arrival was stamped: "user" (perf_counter after the read) or "kernel"
+    timestamps: str = "user"
+    # kernel mode only (docs/timestamps in locust_llm/timestamps.py): indices of tokens that
+    # shared a read with the next one, i.e. whose separate arrival time is unknown; ITL gaps
+    # touching them are left out of the ITL percentiles (and counted)
+    shared: list[int] | None = None
     shared_reads: int | None = None
     stamp_fallbacks: int | None = None
+    own_stamps: int | None = None
     read_lateness_max: float | None = None
+    read_lateness: list[float] | None = None  # ms per kernel-stamped token (not in records)
+    send_lateness: float | None = None  # ms from t0 to the request's sendall
+
+    def exact_itl(self) -> list[float]:
+        """The ITL samples for percentiles: every gap, minus those touching a shared read."""
+        if not self.shared:
+            return self.itl
+        bad = set(self.shared)
+        return [g for i, g in enumerate(self.itl) if i not in bad and i + 1 not in bad]
 
     @property
     def ok(self) -> bool:

@@ -234,3 +234,23 @@ def test_sigkill_keeps_every_record_and_leaves_no_emulator(tmp_path):
     while any(alive(p) for p in pids) and time.time() < deadline:
         time.sleep(0.1)
     assert not any(alive(p) for p in pids), "emulator outlived a SIGKILLed locust"
+
+
+def test_kernel_timestamps_by_default_and_user_mode_on_request(tmp_path):
+    records = tmp_path / "r.jsonl"
+    p = headless(
+        tmp_path, "--llm-records", str(records), "--llm-slo", "client_own_stamp>=99%", t="3s"
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "token arrival stamped by the kernel" in p.stderr
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["timestamps"] == "kernel" and s["client_own_stamp"] >= 0.99
+    assert s["client_bound"] is False and s["stamp_fallbacks"] == 0
+    assert s["count_read_lateness"] > 0 and s["count_send_lateness"] == s["completed"]
+    rec = next(json.loads(x) for x in records.read_text().splitlines() if '"error":null' in x)
+    assert rec["timestamps"] == "kernel" and isinstance(rec["shared"], list)
+    p = headless(tmp_path, "--llm-timestamps", "user", t="3s")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "stamped in user space" in p.stderr
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["timestamps"] == "user" and s["client_own_stamp"] is None
