@@ -20,6 +20,7 @@ import logging
 import os
 import random
 import sys
+import time
 from typing import Any
 
 import locust.stats
@@ -54,6 +55,7 @@ if not hasattr(events, "llm_token"):
     events.llm_token = EventHook()  # fn(result, index, t_ms, text) — only with --llm-token-events
 
 ABORTED = "aborted: "
+CPU_BOUND_SHARE = 0.9  # user-space mode: a client this busy delays its own token stamps
 BACKENDS = ("auto", "emulator", "cpu", "gpu", "external", "none")
 LB_POLICIES = ("least_conn", "round_robin", "hash", "random_two_least_conn")
 
@@ -204,6 +206,8 @@ class LLMRuntime:
         self._rng = random.Random(0)
         self._models_lock = None
         self._stamp_mode_logged = False
+        self.cpu_start = time.process_time()
+        self.worker_cpu: dict[str, float] = {}
         self.stack = None
         self.last_summary: dict[str, Any] | None = None
         self.peak_users = 0
@@ -343,9 +347,30 @@ class LLMRuntime:
             "slo": [s.expr for s in self.slos],
         }
         s = summarize(self.collector, meta=meta)
+        cpu = self.cpu_seconds()
+        s["client_cpu_s"] = cpu
+        s["client_processes"] = max(len(self.worker_cpu), 1)
+        s["client_cpu_share"] = (
+            cpu / (s["duration"] * s["client_processes"]) if s["duration"] > 0 else None
+        )
+        if s["client_bound"] is None and (s["client_cpu_share"] or 0) >= CPU_BOUND_SHARE:
+            # user-space stamps cannot see late reads; a saturated client is the hint left
+            s["client_bound"] = True
+            s["client_bound_reason"] = (
+                f"client-bound: the load generator used {s['client_cpu_share']:.0%} of its CPU "
+                "(token times include its own scheduling delay). Spread the users over more "
+                "Locust processes (--processes N, or more workers)."
+            )
         s["slo"] = evaluate(self.slos, s)
         self.last_summary = s
         return s
+
+    def cpu_seconds(self) -> float:
+        """CPU used by the load generator since the test started: this process's, or on a
+        master the sum of what its workers reported (the master itself only merges)."""
+        if self.worker_cpu:
+            return sum(self.worker_cpu.values())
+        return time.process_time() - self.cpu_start
 
     def close(self) -> None:
         if self._records is not None:
@@ -455,19 +480,28 @@ def _on_init(environment: Any, **_kw: Any) -> None:
 def _on_report_to_master(client_id: str, data: dict, **_kw: Any) -> None:
     env = _current_env()
     if env is not None:
-        data["llm"] = runtime(env).collector.take_delta()
+        rt = runtime(env)
+        data["llm"] = rt.collector.take_delta()
+        data["llm_cpu"] = time.process_time() - rt.cpu_start
 
 
 @events.worker_report.add_listener
 def _on_worker_report(client_id: str, data: dict, **_kw: Any) -> None:
     env = _current_env()
-    if env is not None and data.get("llm"):
-        runtime(env).collector.merge_delta(data["llm"])
+    if env is None:
+        return
+    rt = runtime(env)
+    if data.get("llm"):
+        rt.collector.merge_delta(data["llm"])
+    if "llm_cpu" in data:
+        rt.worker_cpu[client_id] = data["llm_cpu"]
 
 
 @events.test_start.add_listener
 def _on_test_start(environment: Any, **_kw: Any) -> None:
-    runtime(environment).configure()
+    rt = runtime(environment)
+    rt.configure()
+    rt.cpu_start = time.process_time()
 
 
 @events.reset_stats.add_listener
@@ -516,6 +550,8 @@ def write_summary(environment: Any, rt: LLMRuntime) -> dict[str, Any]:
             out.info(f"SLO {line}")
         if not all(r["passed"] for r in rows):
             environment.process_exit_code = SLO_EXIT_CODE
+    if s.get("client_bound"):
+        log.warning("locust-llm: %s", s["client_bound_reason"])
     if environment.process_exit_code is None and _only_aborts(environment):
         # requests cut off when the run time ends are not errors of the server under test
         environment.process_exit_code = 0
