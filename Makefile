@@ -11,12 +11,13 @@ setup:
 
 demo: setup
 	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
-	$(BIN)/locust -f locustfiles/chat.py --headless -u 32 -r 32 -t 15s \
+	$(BIN)/locust -f locustfiles/chat.py --headless -u 32 -r 32 -t 15s --stop-timeout 10s \
 	    --llm-max-tokens 64 --llm-serve-args "--emu-ttft-ms 40 --emu-itl-ms 15" \
 	    --llm-summary $(DEMO_DIR)/summary.json --llm-records $(DEMO_DIR)/records.jsonl \
 	    --llm-slo 'ttft_p95<=500ms' --llm-slo 'error_rate<=1%' \
 	    --csv $(DEMO_DIR)/locust --html $(DEMO_DIR)/locust.html
-	@echo "summary: $(DEMO_DIR)/summary.json"
+	$(BIN)/locust-llm report $(DEMO_DIR)
+	@echo "summary: $(DEMO_DIR)/summary.json  report: $(DEMO_DIR)/report/report.html"
 
 test: setup
 	$(BIN)/pytest -q -p no:cacheprovider
@@ -28,7 +29,14 @@ format: setup
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
 bench: setup
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_client.py ingest
+	$(BIN)/python benchmarks/bench_client.py paced --timestamps user
+	$(BIN)/python benchmarks/bench_client.py paced --timestamps kernel
+	$(BIN)/python benchmarks/bench_emulator.py
+	$(BIN)/python benchmarks/bench_web.py
+
+soak: setup
+	$(BIN)/python benchmarks/soak.py --minutes 10
 
 clean:
 	rm -rf $(VENV) build *.egg-info reports/*/ tests/artifacts
