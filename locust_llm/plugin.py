@@ -361,6 +361,18 @@ class LLMRuntime:
                 "(token times include its own scheduling delay). Spread the users over more "
                 "Locust processes (--processes N, or more workers)."
             )
+        phases = getattr(env, "llm_phases", None)  # set by stepped shapes (locustfiles/sweep.py)
+        if phases:
+            from locust_llm.metrics.summary import summarize_range
+
+            s["steps"] = [
+                {
+                    "label": p["label"],
+                    "users": p["users"],
+                    **summarize_range(self.collector, p["measure_start"], p["end"]),
+                }
+                for p in phases
+            ]
         s["slo"] = evaluate(self.slos, s)
         self.last_summary = s
         return s

@@ -81,6 +81,33 @@ def client_health(w: Window, s: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def summarize_range(collector: Collector, start: float, end: float) -> dict[str, Any]:
+    """The summary's request, token and latency fields for requests started in [start, end):
+    one step of a stepped sweep. Throughput is over the step's own measured duration."""
+    w = collector.merged(int(start), int(end))
+    duration = max(end - start, 0.0)
+
+    def rate(x: float) -> float:
+        return x / duration if duration > 0 else 0.0
+
+    out: dict[str, Any] = {
+        "start": start,
+        "end": end,
+        "duration": duration,
+        "completed": w.completed,
+        "failed": w.failed,
+        "aborted": w.aborted,
+        "total_input_tokens": w.input_tokens,
+        "total_output_tokens": w.output_tokens,
+        "request_throughput": rate(w.completed),
+        "output_throughput": rate(w.output_tokens),
+        "total_token_throughput": rate(w.input_tokens + w.output_tokens),
+    }
+    for m in ("ttft", "ttft_content", "tpot", "itl", "e2el", "queue_time"):
+        out.update(metric_fields(m, w))
+    return out
+
+
 def summarize(
     collector: Collector,
     *,
