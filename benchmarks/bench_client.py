@@ -197,7 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     if a.mode == "ingest":
         users = [int(x) for x in (a.users or "1,16,64,256").split(",")]
-        ingest(users, a.seconds or 10)
+        rows = ingest(users, a.seconds or 10)
+        # issue 3: the emulator must never be the bottleneck: its one-core emission ceiling as a
+        # ratio to one Locust process's ingest ceiling, measured in this same run
+        p = subprocess.run([PY, "benchmarks/bench_emulator.py", "--seconds", "5"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+        emu = float(p.stdout.split(":")[1].split("tokens/s")[0].replace(",", ""))
+        best = max(r["tokens_per_s"] for r in rows)
+        print(json.dumps({"emulator_tokens_per_s": round(emu), "locust_ingest_ceiling": best,
+                          "emulator_to_locust_ratio": round(emu / best, 2)}), flush=True)  # fmt: skip
     else:
         for u in [int(x) for x in (a.users or "256").split(",")]:
             paced(u, a.seconds or 20, timestamps=a.timestamps, burn=a.burn, itl_cv=a.itl_cv)

@@ -55,6 +55,7 @@ if not hasattr(events, "llm_token"):
     events.llm_token = EventHook()  # fn(result, index, t_ms, text) — only with --llm-token-events
 
 ABORTED = "aborted: "
+SHORT_OUTPUT_RATIO = 0.95  # warn when outputs are this much shorter than max_tokens asked
 CPU_BOUND_SHARE = 0.9  # user-space mode: a client this busy delays its own token stamps
 BACKENDS = ("auto", "emulator", "cpu", "gpu", "external", "none")
 LB_POLICIES = ("least_conn", "round_robin", "hash", "random_two_least_conn")
@@ -564,6 +565,16 @@ def write_summary(environment: Any, rt: LLMRuntime) -> dict[str, Any]:
             environment.process_exit_code = SLO_EXIT_CODE
     if s.get("client_bound"):
         log.warning("locust-llm: %s", s["client_bound_reason"])
+    ratio = s.get("output_tokens_vs_requested")
+    if ratio is not None and ratio < SHORT_OUTPUT_RATIO:
+        log.warning(
+            "locust-llm: requests generated %.0f%% of the max_tokens they asked for: output "
+            "lengths follow the model's EOS, so throughput and TPOT are not comparable across "
+            "runs. For fixed-length outputs (as vllm bench serve --ignore-eos) pass "
+            "--llm-ignore-eos%s",
+            ratio * 100,
+            "; it is set, so this server ignores ignore_eos" if rt.ignore_eos else "",
+        )
     if environment.process_exit_code is None and _only_aborts(environment):
         # requests cut off when the run time ends are not errors of the server under test
         environment.process_exit_code = 0

@@ -82,6 +82,7 @@ class LLMUser(FastHttpUser):
         llm = self.llm
         name = name or path  # Locust shows it as type POST, name /v1/...
         res = LLMResult(name=name, model=str(body.get("model", "")), queue_time=queue_time)
+        res.max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
         headers = self._headers
         auth = llm.auth_header
         if auth:

@@ -43,6 +43,9 @@ _COUNTERS = (
     "input_tokens",
     "output_tokens",
     "inflight_max",
+    # requested max_tokens vs what was generated, for requests that asked for a length
+    "requested_tokens",
+    "requested_output",
     # kernel-timestamp health counts (tokens of successful requests)
     "stamped_tokens",
     "own_stamps",
@@ -216,6 +219,9 @@ class Collector:
         w.completed += 1
         w.input_tokens += r.prompt_tokens or 0
         w.output_tokens += r.output_tokens
+        if r.max_tokens:
+            w.requested_tokens += r.max_tokens
+            w.requested_output += r.output_tokens
         if r.ttft is not None:
             sk["ttft"].add(r.ttft)
         if r.ttft_content is not None:

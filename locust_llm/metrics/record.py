@@ -27,6 +27,7 @@ _RECORD_FIELDS = (
     "e2e",
     "stream_closed",
     "prompt_tokens",
+    "max_tokens",
     "output_tokens",
     "token_chunks",
     "finish_reason",
@@ -58,6 +59,7 @@ class LLMResult:
     e2e: float | None = None
     stream_closed: float | None = None
     prompt_tokens: int | None = None
+    max_tokens: int | None = None  # requested; compared with output_tokens in the summary
     output_tokens: int = 0
     token_chunks: int = 0
     finish_reason: str | None = None

@@ -146,6 +146,10 @@ def summarize(
         "total_token_throughput": rate(w.input_tokens + w.output_tokens),
         "max_output_tokens_per_s": float(max(per_sec.values())) if per_sec else 0.0,
         "max_concurrent_requests": max(inflight.values()) if inflight else 0,
+        "total_requested_output_tokens": w.requested_tokens,
+        "output_tokens_vs_requested": (
+            w.requested_output / w.requested_tokens if w.requested_tokens else None
+        ),
     }
     for m in LATENCY_METRICS:
         out.update(metric_fields(m, w))

@@ -254,3 +254,15 @@ def test_kernel_timestamps_by_default_and_user_mode_on_request(tmp_path):
     assert "stamped in user space" in p.stderr
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["timestamps"] == "user" and s["client_own_stamp"] is None
+
+
+def test_short_outputs_are_reported_with_the_ignore_eos_remedy(tmp_path):
+    p = run(["-f", "locustfiles/chat.py", "--llm-max-tokens", "32", "--headless", "-u", "4",
+             "-r", "4", "-t", "3s", "--llm-summary", str(tmp_path / "s.json"),
+             "--llm-serve-args", f"{EMU} --emu-eos-prob 0.2"])  # fmt: skip
+    assert p.returncode == 0, p.stderr[-2000:]
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["output_tokens_vs_requested"] < 0.5
+    assert s["total_requested_output_tokens"] == 32 * s["completed"]
+    assert "pass --llm-ignore-eos" in p.stderr
+    # with ignore_eos (the first test's runs) outputs match what was asked: no warning there
