@@ -204,3 +204,39 @@ def test_completions_text_and_records(server, tmp_path):
     r = u.complete("say hello")
     assert r.text == "hello" and r.id == "cmpl-9" and r.ttft_content == r.ttft
     assert r.finish_reason == "stop" and r.output_tokens == 2
+
+
+def test_llm_request_event_once_per_request_and_token_events_opt_in(server):
+    server.routes["/v1/chat/completions"] = chunked(
+        sse(ROLE, tok("a"), tok("b", "stop"), b"[DONE]")
+    )
+    env, u = user(server.url)
+    seen, tokens = [], []
+    env.events.llm_request.add_listener(lambda result, environment, **_: seen.append(result))
+    env.events.llm_token.add_listener(lambda result, index, t_ms, **_: tokens.append((index, t_ms)))
+    r = u.chat("hi")
+    assert seen == [r] and tokens == []  # per-token events are opt-in (CPU per token)
+    u.llm.token_events = True
+    r2 = u.chat("hi")
+    assert [i for i, _ in tokens] == [0, 1, 2]
+    assert tokens[0][1] == pytest.approx(r2.ttft) and tokens[-1][1] == pytest.approx(r2.e2e)
+
+
+def test_reset_stats_clears_llm_metrics_on_both_paths(server, monkeypatch):
+    from locust_llm import plugin
+
+    server.routes["/v1/chat/completions"] = chunked(sse(ROLE, tok("a", "stop"), b"[DONE]"))
+    env, u = user(server.url)
+    u.chat("hi")
+    assert env.llm.collector.merged().completed == 1
+    monkeypatch.setitem(plugin._ENV_REF, "env", env)
+    plugin._on_reset_stats()  # the web UI button / events.reset_stats
+    assert env.llm.collector.merged().completed == 0
+    u.chat("hi")
+
+    class Opts:
+        reset_stats = True
+
+    env.parsed_options = Opts()
+    plugin._on_spawning_complete(user_count=1)  # --reset-stats resets without the event
+    assert env.llm.collector.merged().completed == 0
