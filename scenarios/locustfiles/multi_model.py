@@ -13,7 +13,7 @@ import itertools
 import os
 import random
 
-from locust import between
+from locust import between, task
 
 from locust_llm import OpenAIChatUser
 from locust_llm.workload.mix import parse_model_mix
@@ -29,8 +29,12 @@ class MultiModelChatUser(OpenAIChatUser):
     def on_start(self) -> None:
         self.rng = random.Random(1000 + next(_ids))
 
+    @task
+    def chat_once(self) -> None:
+        self.chat(self.llm.default_prompt())
+
     def chat(self, messages, max_tokens=None, **extra):
-        """Every request (the base class's default task calls this) asks a model of the mix."""
+        """Every request asks a model of the mix."""
         model = extra.pop("model", None) or MIX.choose(self.rng)
         if len(MIX.models) > 1:
             self.path = f"/models/{model}{CHAT}"

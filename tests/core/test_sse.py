@@ -384,8 +384,8 @@ def test_linear_time_many_lines_in_one_chunk():
         n = sum(len(p.feed(many[i : i + 16384])) for i in range(0, len(many), 16384))
         assert n == 65536
 
-    ratio = _best_of(2, whole) / _best_of(2, pieces)
-    assert ratio < 2.0, ratio  # a quadratic rescan made this ~4
+    ratio = _best_of(3, whole) / _best_of(3, pieces)
+    assert ratio < 3.0, ratio  # a quadratic rescan made this ~4 (linear: ~1; margin for noise)
 
 
 def test_linear_time_long_line_fed_bytewise():

@@ -5,9 +5,8 @@
 coming from a server — the escaping test needs exactly that.
 """
 
-from locust import between, constant
+from locust import between, constant, task
 
-import locust_llm.web  # noqa: F401  (until plugin.py imports it)
 from locust_llm import OpenAIChatUser
 
 EVIL_MODEL = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
@@ -16,6 +15,10 @@ EVIL_MODEL = '<script>window.__pwned=1</script><img src=x onerror="window.__pwne
 class ChatUser(OpenAIChatUser):
     weight = 3
     wait_time = between(0, 0)
+
+    @task
+    def ask(self) -> None:
+        self.chat(self.llm.default_prompt())
 
 
 class EvilUser(OpenAIChatUser):
