@@ -51,6 +51,27 @@ class Chunk(NamedTuple):
 DONE = Chunk(False, False, "", None, None, None, None)
 
 
+def _body(
+    model: str,
+    key: str,
+    payload: Any,
+    max_tokens: int | None,
+    stream: bool,
+    include_usage: bool,
+    ignore_eos: bool,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, key: payload, "stream": stream}
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    if stream and include_usage:
+        body["stream_options"] = {"include_usage": True}
+    if ignore_eos:
+        body["ignore_eos"] = True  # vLLM extension; other servers ignore unknown fields
+    body.update(extra)  # last, so users can override anything
+    return body
+
+
 def chat_body(
     model: str,
     messages: list[dict[str, Any]],
@@ -61,16 +82,8 @@ def chat_body(
     ignore_eos: bool = False,
     **extra: Any,
 ) -> dict[str, Any]:
-    """Body for ``/v1/chat/completions``. ``extra`` is merged last so users can override."""
-    body: dict[str, Any] = {"model": model, "messages": messages, "stream": stream}
-    if max_tokens is not None:
-        body["max_tokens"] = max_tokens
-    if stream and include_usage:
-        body["stream_options"] = {"include_usage": True}
-    if ignore_eos:
-        body["ignore_eos"] = True  # vLLM extension; other servers ignore unknown fields
-    body.update(extra)
-    return body
+    """Body for ``/v1/chat/completions``."""
+    return _body(model, "messages", messages, max_tokens, stream, include_usage, ignore_eos, extra)
 
 
 def completions_body(
@@ -84,15 +97,7 @@ def completions_body(
     **extra: Any,
 ) -> dict[str, Any]:
     """Body for ``/v1/completions``."""
-    body: dict[str, Any] = {"model": model, "prompt": prompt, "stream": stream}
-    if max_tokens is not None:
-        body["max_tokens"] = max_tokens
-    if stream and include_usage:
-        body["stream_options"] = {"include_usage": True}
-    if ignore_eos:
-        body["ignore_eos"] = True
-    body.update(extra)
-    return body
+    return _body(model, "prompt", prompt, max_tokens, stream, include_usage, ignore_eos, extra)
 
 
 def _error_text(obj: Any) -> str | None:

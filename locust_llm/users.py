@@ -147,6 +147,32 @@ class LLMUser(FastHttpUser):
             llm.finish(res)
         return res
 
+    def _send(
+        self,
+        make_body: Any,
+        payload: Any,
+        max_tokens: int | None,
+        name: str | None,
+        prompt_tokens: int | None,
+        queue_time: float,
+        extra: dict[str, Any],
+    ) -> LLMResult:
+        """Shared by :meth:`chat` and :meth:`complete`: defaults from the options, then send."""
+        llm = self.llm
+        model = extra.pop("model", None) or self._resolve_model(name or self.path)
+        if isinstance(model, LLMResult):
+            return model
+        body = make_body(
+            model,
+            payload,
+            max_tokens if max_tokens is not None else llm.max_tokens,
+            ignore_eos=extra.pop("ignore_eos", llm.ignore_eos),
+            **extra,
+        )
+        return self.stream_request(
+            self.path, body, name=name, prompt_tokens=prompt_tokens, queue_time=queue_time
+        )
+
     def _resolve_model(self, name: str) -> str | LLMResult:
         """The model name, or a counted failed request when ``/v1/models`` cannot be read
         (server down, not OpenAI-compatible): a task must never die with a bare traceback."""
@@ -363,20 +389,7 @@ class OpenAIChatUser(LLMUser):
         """One streamed chat request; ``extra`` goes into the body (temperature, model...)."""
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
-        llm = self.llm
-        model = extra.pop("model", None) or self._resolve_model(name or self.path)
-        if isinstance(model, LLMResult):
-            return model
-        body = chat_body(
-            model,
-            messages,
-            max_tokens if max_tokens is not None else llm.max_tokens,
-            ignore_eos=extra.pop("ignore_eos", llm.ignore_eos),
-            **extra,
-        )
-        return self.stream_request(
-            self.path, body, name=name, prompt_tokens=prompt_tokens, queue_time=queue_time
-        )
+        return self._send(chat_body, messages, max_tokens, name, prompt_tokens, queue_time, extra)
 
 
 class OpenAICompletionsUser(LLMUser):
@@ -395,17 +408,7 @@ class OpenAICompletionsUser(LLMUser):
         queue_time: float = 0.0,
         **extra: Any,
     ) -> LLMResult:
-        llm = self.llm
-        model = extra.pop("model", None) or self._resolve_model(name or self.path)
-        if isinstance(model, LLMResult):
-            return model
-        body = completions_body(
-            model,
-            prompt,
-            max_tokens if max_tokens is not None else llm.max_tokens,
-            ignore_eos=extra.pop("ignore_eos", llm.ignore_eos),
-            **extra,
-        )
-        return self.stream_request(
-            self.path, body, name=name, prompt_tokens=prompt_tokens, queue_time=queue_time
+        """One streamed completion request; ``extra`` goes into the body."""
+        return self._send(
+            completions_body, prompt, max_tokens, name, prompt_tokens, queue_time, extra
         )
