@@ -121,7 +121,7 @@ class LLMUser(FastHttpUser):
                     res.error = f"malformed stream: {e}"
                 except (TimeoutError, gevent.Timeout):
                     res.error = (
-                        f"read timeout: no data for {self.network_timeout:g}s "
+                        f"read timeout: no data for {llm.timeout:g}s "
                         "(server stuck or queue too long? raise --llm-timeout)"
                     )
                 except (ConnectionError, OSError) as e:
