@@ -132,6 +132,13 @@ def add_arguments(parser: Any) -> None:
         help="Seconds after the first request whose requests are excluded from LLM metrics",
     )
     a(
+        "--llm-warmup-requests",
+        type=int,
+        default=0,
+        include_in_web_ui=True,
+        help="Number of first requests (per Locust process) excluded from LLM metrics",
+    )
+    a(
         "--llm-timeout",
         type=float,
         default=600.0,
@@ -200,6 +207,7 @@ class LLMRuntime:
         self.model: str | None = None
         self.collector = Collector()
         self.first_start: float | None = None
+        self.started = 0  # requests dispatched since start/reset (for --llm-warmup-requests)
         self._records = None
         self._records_path: str | None = None
         self.records_failed = False
@@ -228,6 +236,7 @@ class LLMRuntime:
         api_key = get("llm_api_key", os.environ.get("OPENAI_API_KEY", "")) or ""
         self.auth_header: str | None = f"Bearer {api_key}" if api_key else None
         self.warmup_s: float = float(get("llm_warmup", 0.0) or 0.0)
+        self.warmup_requests: int = int(get("llm_warmup_requests", 0) or 0)
         self.token_events: bool = bool(get("llm_token_events", False))
         self.timestamps_mode: str = get("llm_timestamps", "auto") or "auto"
         self.timeout: float = float(get("llm_timeout", 600.0) or 600.0)
@@ -270,8 +279,12 @@ class LLMRuntime:
         return kernel
 
     def in_warmup(self, t_start: float) -> bool:
+        """Warm-up by time (``--llm-warmup``) or by count (``--llm-warmup-requests``)."""
         if self.first_start is None:
             self.first_start = t_start
+        self.started += 1
+        if self.started <= self.warmup_requests:
+            return True
         return self.warmup_s > 0 and t_start < self.first_start + self.warmup_s
 
     def default_prompt(self) -> str:
@@ -345,6 +358,7 @@ class LLMRuntime:
             "locust_version": locust.__version__,
             "locust_llm_version": __version__,
             "warmup_s": self.warmup_s,
+            "warmup_requests": self.warmup_requests,
             "slo": [s.expr for s in self.slos],
         }
         s = summarize(self.collector, meta=meta)
@@ -524,6 +538,7 @@ def _on_reset_stats(**_kw: Any) -> None:
         rt = runtime(env)
         rt.collector.reset()
         rt.first_start = None
+        rt.started = 0
 
 
 @events.spawning_complete.add_listener
@@ -537,6 +552,7 @@ def _on_spawning_complete(user_count: int, **_kw: Any) -> None:
     if env.parsed_options is not None and getattr(env.parsed_options, "reset_stats", False):
         rt.collector.reset()
         rt.first_start = None
+        rt.started = 0
 
 
 @events.quitting.add_listener

@@ -240,3 +240,16 @@ def test_reset_stats_clears_llm_metrics_on_both_paths(server, monkeypatch):
     env.parsed_options = Opts()
     plugin._on_spawning_complete(user_count=1)  # --reset-stats resets without the event
     assert env.llm.collector.merged().completed == 0
+
+
+def test_warmup_by_requests_and_by_seconds_is_excluded(server):
+    server.routes["/v1/chat/completions"] = chunked(sse(ROLE, tok("a", "stop"), b"[DONE]"))
+    env, u = user(server.url)
+    u.llm.warmup_requests = 2
+    results = [u.chat("hi") for _ in range(5)]
+    assert [r.warmup for r in results] == [True, True, False, False, False]
+    assert env.llm.collector.merged().completed == 3
+    assert env.stats.get("TTFT", "LLM").num_requests == 3  # LLM rows skip warm-up too
+    env2, u2 = user(server.url)
+    u2.llm.warmup_s = 3600
+    assert u2.chat("hi").warmup and env2.llm.collector.merged().completed == 0
