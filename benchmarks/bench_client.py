@@ -72,7 +72,9 @@ def run_locust(locustfile: str, host: str, users: int, seconds: float, out: Path
     return json.loads(out.read_text())
 
 
-def ingest(users_list: list[int], seconds: float, max_tokens: int = 1024) -> list[dict]:
+def ingest(
+    users_list: list[int], seconds: float, max_tokens: int = 1024, timestamps: str = "auto"
+) -> list[dict]:
     emu, host = start_emulator(["--emu-ttft-ms", "0", "--emu-itl-ms", "0"])
     rows = []
     try:
@@ -86,12 +88,14 @@ def ingest(users_list: list[int], seconds: float, max_tokens: int = 1024) -> lis
                 summary = tmp / f"sum{users}.json"
                 full = run_locust("benchmarks/locustfile_bench.py", host, users, seconds, full_out,
                                   ["--llm-max-tokens", str(max_tokens), "--llm-ignore-eos",
-                                   "--llm-prompt-tokens", "16", "--llm-summary", str(summary)])  # fmt: skip
+                                   "--llm-prompt-tokens", "16", "--llm-summary", str(summary),
+                                   "--llm-timestamps", timestamps])  # fmt: skip
                 s = json.loads(summary.read_text())
                 full_rate = s["total_output_tokens"] / full["wall_s"]
                 bare_rate = bare["lines"] / bare["wall_s"]
                 rows.append({
                     "users": users,
+                    "timestamps": s.get("timestamps"),
                     "tokens_per_s": round(full_rate),
                     "bare_tokens_per_s": round(bare_rate),
                     "ratio_to_bare": round(full_rate / bare_rate, 3) if bare_rate else None,
@@ -197,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     if a.mode == "ingest":
         users = [int(x) for x in (a.users or "1,16,64,256").split(",")]
-        rows = ingest(users, a.seconds or 10)
+        rows = ingest(users, a.seconds or 10, timestamps=a.timestamps)
         # issue 3: the emulator must never be the bottleneck: its one-core emission ceiling as a
         # ratio to one Locust process's ingest ceiling, measured in this same run
         p = subprocess.run([PY, "benchmarks/bench_emulator.py", "--seconds", "5"], cwd=ROOT,

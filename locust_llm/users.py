@@ -32,7 +32,7 @@ from locust_llm.protocol import (
     parse_chunk,
 )
 from locust_llm.sse import SSEError, SSEParser
-from locust_llm.timestamps import StampReader, analyze_tokens
+from locust_llm.timestamps import FALLBACK, StampReader, analyze_tokens
 
 __all__ = ["LLMUser", "OpenAIChatUser", "OpenAICompletionsUser", "LLMResult"]
 
@@ -322,11 +322,19 @@ class LLMUser(FastHttpUser):
         if content_at >= 0:
             res.ttft_content = (times[content_at] - t0) * 1000
         res.itl = [(times[i + 1] - times[i]) * 1000 for i in range(len(times) - 1)]
+        res.itl_exact = [g * 1000 for g in a.itl]
         res.shared = [i for i, f in enumerate(a.shared_flags) if f]
         res.shared_reads = a.shared
         res.stamp_fallbacks = a.fallbacks
         res.own_stamps = a.own
-        lat = [x * 1000 for x in a.lateness]
+        # one lateness sample per read (its first token): per token would weigh a read that
+        # carried 50 tokens 50 times and cost a histogram insert per token
+        lat = []
+        prev = -1
+        for i, q in enumerate(seq):
+            if q != prev and kind[i] != FALLBACK:
+                lat.append((user[i] - stamp[i]) * 1000)
+            prev = q
         res.read_lateness = lat
         res.read_lateness_max = max(lat) if lat else None
 

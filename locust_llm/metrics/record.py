@@ -78,11 +78,17 @@ class LLMResult:
     stamp_fallbacks: int | None = None
     own_stamps: int | None = None
     read_lateness_max: float | None = None
-    read_lateness: list[float] | None = None  # ms per kernel-stamped token (not in records)
+    # ms, one sample per socket read that carried tokens: parse time of its first token − its
+    # kernel stamp, i.e. how far behind the network the client was (not in records)
+    read_lateness: list[float] | None = None
     send_lateness: float | None = None  # ms from t0 to the request's sendall
+
+    itl_exact: list[float] | None = None  # kernel mode: the gaps kept for percentiles
 
     def exact_itl(self) -> list[float]:
         """The ITL samples for percentiles: every gap, minus those touching a shared read."""
+        if self.itl_exact is not None:
+            return self.itl_exact
         if not self.shared:
             return self.itl
         bad = set(self.shared)
