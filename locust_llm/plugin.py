@@ -141,8 +141,9 @@ def add_arguments(parser: Any) -> None:
     a(
         "--llm-timeout",
         type=float,
-        default=600.0,
-        help="Longest silence (s) tolerated while waiting for the next bytes of a stream",
+        default=None,
+        help="Longest silence (s) tolerated while waiting for the next bytes of a stream "
+        "(default: the user class's network_timeout, 600 s for LLM users)",
     )
     a(
         "--llm-token-events",
@@ -233,13 +234,15 @@ class LLMRuntime:
         self.max_tokens: int | None = get("llm_max_tokens", 128)
         self.prompt_tokens: int = get("llm_prompt_tokens", 128)
         self.ignore_eos: bool = bool(get("llm_ignore_eos", False))
-        api_key = get("llm_api_key", os.environ.get("OPENAI_API_KEY", "")) or ""
+        api_key = (get("llm_api_key", os.environ.get("OPENAI_API_KEY", "")) or "").strip()
+        self.api_key = api_key
         self.auth_header: str | None = f"Bearer {api_key}" if api_key else None
         self.warmup_s: float = float(get("llm_warmup", 0.0) or 0.0)
         self.warmup_requests: int = int(get("llm_warmup_requests", 0) or 0)
         self.token_events: bool = bool(get("llm_token_events", False))
         self.timestamps_mode: str = get("llm_timestamps", "auto") or "auto"
-        self.timeout: float = float(get("llm_timeout", 600.0) or 600.0)
+        # None: each user class's own network_timeout applies (LLMUser: 600 s)
+        self.timeout: float | None = get("llm_timeout")
         self.slos = [parse_slo(x) for x in (get("llm_slo", []) or [])]
         self.collector.good = goodput_predicate(self.slos)
         self.summary_path: str | None = get("llm_summary")
@@ -254,10 +257,9 @@ class LLMRuntime:
 
     # -- used by users --------------------------------------------------------------------
     def install_client(self, client: Any, host: str | None) -> bool:
-        """Per-user client setup: read timeout, and kernel receive stamps unless
+        """Per-user client setup: kernel receive stamps unless
         ``--llm-timestamps user`` (or unsupported: not Linux, HTTPS). Returns True when this
         user's responses will carry kernel stamps."""
-        client.client.network_timeout = self.timeout  # geventhttpclient's read timeout
         mode = self.timestamps_mode
         kernel = False
         if mode != "user":
@@ -303,7 +305,10 @@ class LLMRuntime:
             self._models_lock = gevent.lock.Semaphore()
         with self._models_lock:
             if not self.model:
-                self.model = fetch_first_model(host, self.auth_header, self.timeout)
+                try:
+                    self.model = fetch_first_model(host, self.auth_header, self.timeout or 60.0)
+                except RuntimeError as e:
+                    raise RuntimeError(redact(str(e), self.api_key)) from None
         return self.model
 
     def finish(self, res: LLMResult) -> None:
@@ -405,6 +410,21 @@ class LLMRuntime:
             self._records = None
 
 
+def _valid_header_value(value: str) -> bool:
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return not any(c in value for c in "\r\n\0")
+
+
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with ``secret`` masked: exception texts may quote request headers."""
+    if secret and secret in text:
+        return text.replace(secret, "***")
+    return text
+
+
 def log_many(entry: Any, values: list[float]) -> None:
     """``entry.log(v, 0)`` for every value, in bulk: one ITL sample per token made Locust's
     per-call bookkeeping (clock read, cache check) ~15 % of the client's CPU per token.
@@ -495,6 +515,15 @@ def _on_init(environment: Any, **_kw: Any) -> None:
             parse_slo(expr)
     except SLOError as e:
         sys.stderr.write(f"locust-llm: --llm-slo: {e}\n")
+        sys.exit(2)
+    key = (getattr(opts, "llm_api_key", "") or "").strip()
+    if key and not _valid_header_value(key):
+        # a key with a line break or non-Latin-1 text cannot go into an HTTP header: every
+        # request would fail inside the HTTP client, with the key in the exception text
+        sys.stderr.write(
+            "locust-llm: the API key (--llm-api-key / OPENAI_API_KEY) contains a line break or "
+            "characters that cannot be sent in an HTTP header; check how it was set\n"
+        )
         sys.exit(2)
     rt = runtime(environment)
     if not isinstance(environment.runner, WorkerRunner):

@@ -52,8 +52,13 @@ class LLMUser(FastHttpUser):
     concurrency = 1  # one streamed request at a time per user; keep-alive reuses it
 
     def __init__(self, environment: Any) -> None:
+        llm = plugin.runtime(environment)
+        # FastHttpUser hands network_timeout to the connection pool in its __init__: set the
+        # per-instance value from --llm-timeout first (the class default is only a fallback)
+        if llm.timeout is not None:
+            self.network_timeout = llm.timeout
         super().__init__(environment)
-        self.llm = plugin.runtime(environment)
+        self.llm = llm
         self._headers = {
             "Content-Type": "application/json",
             "Accept": "text/event-stream",
@@ -121,7 +126,7 @@ class LLMUser(FastHttpUser):
                     res.error = f"malformed stream: {e}"
                 except (TimeoutError, gevent.Timeout):
                     res.error = (
-                        f"read timeout: no data for {llm.timeout:g}s "
+                        f"read timeout: no data for {self.network_timeout:g}s "
                         "(server stuck or queue too long? raise --llm-timeout)"
                     )
                 except (ConnectionError, OSError) as e:
@@ -143,7 +148,25 @@ class LLMUser(FastHttpUser):
                 res.aborted = True
                 res.error = f"{plugin.ABORTED}user stopped while the request was in flight"
             raise
+        except Exception as e:
+            # raised before a response existed (e.g. the HTTP client refused a header): it must
+            # be a counted failure, never a success with no tokens or a bare task traceback
+            if res.error is None:
+                res.error = plugin.redact(f"request not sent: {type(e).__name__}: {e}", llm.api_key)
+                self.environment.events.request.fire(
+                    request_type="POST",
+                    name=name,
+                    response_time=(_perf() - t0) * 1000,
+                    response_length=0,
+                    response=None,
+                    context={},
+                    exception=CatchResponseError(res.error),
+                    start_time=res.t_start,
+                    url=(self.host or "") + path,
+                )
         finally:
+            if res.error is not None:
+                res.error = plugin.redact(res.error, llm.api_key)
             llm.finish(res)
         return res
 
@@ -195,6 +218,9 @@ class LLMUser(FastHttpUser):
             )
             self.llm.collector.request_started(res.t_start)
             self.llm.finish(res)
+            # the lookup is retried on the next request: pace it, or a closed loop would
+            # record thousands of identical failures per second
+            gevent.sleep(1.0)
             return res
 
     # -- the hot loop -------------------------------------------------------------------------

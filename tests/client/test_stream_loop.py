@@ -253,3 +253,34 @@ def test_warmup_by_requests_and_by_seconds_is_excluded(server):
     env2, u2 = user(server.url)
     u2.llm.warmup_s = 3600
     assert u2.chat("hi").warmup and env2.llm.collector.merged().completed == 0
+
+
+def test_llm_timeout_is_the_read_timeout_in_force(server):
+    from locust.env import Environment as Env
+
+    server.routes["/v1/chat/completions"] = chunked(sse(ROLE) + [(2.0, b"data: [DONE]\n\n")])
+    env = Env(user_classes=[OpenAIChatUser], events=Events(), host=server.url)
+    env.create_local_runner()
+
+    class Opts:
+        llm_timeout = 0.5
+        llm_model = "m"
+
+    env.parsed_options = Opts()
+    u = type("U", (OpenAIChatUser,), {"abstract": False, "host": server.url})(env)
+    r = u.chat("hi")
+    assert r.error is not None and "read timeout: no data for 0.5s" in r.error, r.error
+    assert r.stream_closed < 1500  # gave up after --llm-timeout, not after the class default
+
+
+def test_an_exception_before_the_response_is_a_failure_and_never_shows_the_key(server):
+    server.routes["/v1/chat/completions"] = chunked(sse(ROLE, tok("a", "stop"), b"[DONE]"))
+    env, u = user(server.url)
+    u.llm.api_key = "sk-SECRET"
+    u.llm.auth_header = "Bearer sk-SECRET\n"  # what a key read with its newline would send
+    r = u.chat("hi")
+    assert r.error is not None and "request not sent" in r.error
+    assert "sk-SECRET" not in r.error
+    assert env.stats.get("/v1/chat/completions", "POST").num_failures == 1
+    w = env.llm.collector.merged()
+    assert w.completed == 0 and w.failed == 1
