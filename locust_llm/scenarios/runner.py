@@ -292,22 +292,47 @@ def run_scenario(spec: ScenarioSpec, d: Path, progress: Progress, left: int) -> 
         backend_log.close()
         raise
     except Exception as e:
+        with _HeldSigint(progress, spec):
+            _teardown(proc, scraper, stack, progress, spec)
+            events.close()
+            backend_log.close()
+            msg = f"{type(e).__name__}: {e}"
+            (d / "error.txt").write_text(msg + "\n")
+            progress.line(spec, f"ERROR {msg}", left)
+            return Outcome(spec.name, "error", time.monotonic() - t_start, msg)
+    with _HeldSigint(progress, spec):  # the load is over: its results are kept whatever comes
         _teardown(proc, scraper, stack, progress, spec)
         events.close()
         backend_log.close()
-        msg = f"{type(e).__name__}: {e}"
-        (d / "error.txt").write_text(msg + "\n")
-        progress.line(spec, f"ERROR {msg}", left)
-        return Outcome(spec.name, "error", time.monotonic() - t_start, msg)
-    _teardown(proc, scraper, stack, progress, spec)
-    events.close()
-    backend_log.close()
-    return _collect(spec, d, code, time.monotonic() - t_start, progress, left)
+        return _collect(spec, d, code, time.monotonic() - t_start, progress, left)
+
+
+class _HeldSigint:
+    """Ctrl-C while a scenario whose load is over is torn down and collected: noted, and
+    raised as KeyboardInterrupt once its stack is down and its `.done` written (ignoring it
+    let the run go on to the next scenarios; raising it at once lost a finished result)."""
+
+    def __init__(self, progress: Progress, spec: ScenarioSpec) -> None:
+        self.progress, self.spec, self.hit = progress, spec, False
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.hit = True  # nothing else here: a signal handler must not print mid-print
+
+    def __enter__(self) -> _HeldSigint:
+        self.old = signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        signal.signal(signal.SIGINT, self.old)
+        if self.hit and exc[0] is None:
+            self.progress.line(self.spec, "interrupted: stopping after this scenario")
+            raise KeyboardInterrupt
 
 
 def _teardown(proc, scraper, stack, progress, spec, interrupted: bool = False) -> None:
-    """Stop Locust, the scraper and the stack, ignoring further Ctrl-C while doing so."""
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Stop Locust, the scraper and the stack. After a Ctrl-C further ones are ignored while
+    doing so; otherwise the caller holds them (`_HeldSigint`) until the results are kept."""
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if interrupted else None
     try:
         if interrupted:
             progress.line(spec, "interrupted: stopping Locust and the backend")
@@ -318,7 +343,8 @@ def _teardown(proc, scraper, stack, progress, spec, interrupted: bool = False) -
         if stack is not None:
             stack.stop()
     finally:
-        signal.signal(signal.SIGINT, old)
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
 
 
 def _collect(
