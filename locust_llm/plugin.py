@@ -555,8 +555,15 @@ def _on_worker_report(client_id: str, data: dict, **_kw: Any) -> None:
 
 @events.test_start.add_listener
 def _on_test_start(environment: Any, **_kw: Any) -> None:
+    # a new test (also the web UI's "New test" after a stop): Locust starts its stats afresh
+    # without firing reset_stats, so the LLM metrics start afresh here too
     rt = runtime(environment)
     rt.configure()
+    rt.collector.reset()
+    rt.first_start = None
+    rt.started = 0
+    rt.worker_cpu.clear()
+    rt.peak_users = 0
     rt.cpu_start = time.process_time()
 
 

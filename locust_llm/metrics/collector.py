@@ -59,13 +59,27 @@ _COUNTERS = (
 class Window:
     """Everything measured for requests that started in one wall-clock second."""
 
-    __slots__ = ("sketches", "first_start", "last_end", "tokens_arrived", "errors", *_COUNTERS)
+    __slots__ = (
+        "sketches",
+        "first_start",
+        "first_ok",
+        "last_end",
+        "tokens_arrived",
+        "conc",
+        "errors",
+        *_COUNTERS,
+    )
 
     def __init__(self) -> None:
         self.sketches = {m: LogHistogram() for m in LATENCY_METRICS}
         self.first_start = math.inf
+        self.first_ok = math.inf  # first start of a successful request (vLLM's bucket origin)
         self.last_end = -math.inf
+        # output tokens by the decisecond (int(epoch * 10)) their chunk arrived in, and the
+        # net count of successful requests starting minus ending per decisecond: vLLM's peak
+        # tokens/s and peak concurrency, computed at 100 ms resolution
         self.tokens_arrived: dict[int, int] = {}
+        self.conc: dict[int, int] = {}
         self.errors: dict[str, int] = {}
         for c in _COUNTERS:
             setattr(self, c, 0)
@@ -92,9 +106,12 @@ class Window:
         for m, h in other.sketches.items():
             self.sketches[m].merge(h)
         self.first_start = min(self.first_start, other.first_start)
+        self.first_ok = min(self.first_ok, other.first_ok)
         self.last_end = max(self.last_end, other.last_end)
         for s, n in other.tokens_arrived.items():
             self.tokens_arrived[s] = self.tokens_arrived.get(s, 0) + n
+        for s, n in other.conc.items():
+            self.conc[s] = self.conc.get(s, 0) + n
         for e, n in other.errors.items():
             self.errors[e] = self.errors.get(e, 0) + n
         for c in _COUNTERS:
@@ -106,7 +123,9 @@ class Window:
         d["sk"] = {m: h.to_dict() for m, h in self.sketches.items() if h.count}
         d["fs"] = self.first_start if self.first_start != math.inf else None
         d["le"] = self.last_end if self.last_end != -math.inf else None
+        d["fo"] = self.first_ok if self.first_ok != math.inf else None
         d["ta"] = [[s, n] for s, n in self.tokens_arrived.items()]
+        d["cc"] = [[s, n] for s, n in self.conc.items()]
         d["er"] = self.errors
         return d
 
@@ -119,7 +138,9 @@ class Window:
             w.sketches[m] = LogHistogram.from_dict(h)
         w.first_start = d["fs"] if d.get("fs") is not None else math.inf
         w.last_end = d["le"] if d.get("le") is not None else -math.inf
+        w.first_ok = d["fo"] if d.get("fo") is not None else math.inf
         w.tokens_arrived = {int(s): n for s, n in d.get("ta", [])}
+        w.conc = {int(s): n for s, n in d.get("cc", [])}
         w.errors = dict(d.get("er", {}))
         return w
 
@@ -146,7 +167,9 @@ class Collector:
         self.full_resolution_s = full_resolution_s
         self.archive: dict[int, Window] = {}  # minute -> compacted windows
         self.frozen_rows: dict[int, dict[str, Any]] = {}  # second -> its chart row
-        self.archived_tokens: dict[int, int] = {}  # arrival second -> tokens
+        self.archived_tokens: dict[int, int] = {}  # arrival decisecond -> tokens
+        self.archived_conc: dict[int, int] = {}  # decisecond -> net starts - ends
+        self._shipped_inflight: dict[int, int] = {}  # worker: per-second peak already shipped
         self._newest = -1
         self._frozen_before = -1
         self.shipping = False  # workers ship windows away instead of compacting them
@@ -175,10 +198,14 @@ class Collector:
             w = self.windows.pop(sec)
             self._dirty.discard(sec)
             self.frozen_rows[sec] = w.row(sec)
-            at = self.archived_tokens
-            for a, n in w.tokens_arrived.items():
-                at[a] = at.get(a, 0) + n
+            for src, dst in (
+                (w.tokens_arrived, self.archived_tokens),
+                (w.conc, self.archived_conc),
+            ):
+                for a, n in src.items():
+                    dst[a] = dst.get(a, 0) + n
             w.tokens_arrived = {}
+            w.conc = {}
             m = sec // 60
             if m in self.archive:
                 self.archive[m].merge(w)
@@ -247,6 +274,14 @@ class Collector:
                 sk["send_lateness"].add(r.send_lateness)
         if self.good is not None and self.good(r):
             w.good += 1
+        if r.t_start < w.first_ok:
+            w.first_ok = r.t_start
+        if r.e2e is not None:  # vLLM: a successful request is active over [start, start+latency)
+            conc = w.conc
+            d0 = int(r.t_start * 10)
+            d1 = int((r.t_start + r.e2e / 1000.0) * 10)
+            conc[d0] = conc.get(d0, 0) + 1
+            conc[d1] = conc.get(d1, 0) - 1
         self._spread_tokens(w, r)
 
     @staticmethod
@@ -264,31 +299,43 @@ class Collector:
         n = r.output_tokens
         t = r.t_start + r.ttft / 1000.0
         ta = w.tokens_arrived
-        sec = int(t)
+        ds = int(t * 10)
         if n == chunks:  # the usual case: one token per chunk
-            ta[sec] = ta.get(sec, 0) + 1
+            ta[ds] = ta.get(ds, 0) + 1
             for gap in r.itl:
                 t += gap / 1000.0
-                sec = int(t)
-                ta[sec] = ta.get(sec, 0) + 1
+                ds = int(t * 10)
+                ta[ds] = ta.get(ds, 0) + 1
             return
         done = n // chunks
-        ta[sec] = ta.get(sec, 0) + done
+        ta[ds] = ta.get(ds, 0) + done
         for i, gap in enumerate(r.itl, 2):
             t += gap / 1000.0
-            sec = int(t)
+            ds = int(t * 10)
             upto = i * n // chunks
-            ta[sec] = ta.get(sec, 0) + upto - done
+            ta[ds] = ta.get(ds, 0) + upto - done
             done = upto
 
     # -- distribution -----------------------------------------------------------------------
     def take_delta(self) -> dict[str, Any]:
         """Windows changed since the last call, serialised, and forgotten locally (workers)."""
         self.shipping = True
-        out = {
-            str(s): self.windows.pop(s).to_dict() for s in sorted(self._dirty) if s in self.windows
-        }
+        out = {}
+        shipped = self._shipped_inflight
+        for sec in sorted(self._dirty):
+            w = self.windows.pop(sec, None)
+            if w is None:
+                continue
+            # a second can be shipped twice (a report mid-second); the master adds windows, so
+            # send only how much this second's in-flight peak rose since the last report
+            prev = shipped.get(sec, 0)
+            shipped[sec] = max(prev, w.inflight_max)
+            w.inflight_max = max(w.inflight_max - prev, 0)
+            out[str(sec)] = w.to_dict()
         self._dirty.clear()
+        if len(shipped) > 64:
+            for sec in sorted(shipped)[:-16]:
+                del shipped[sec]
         return out
 
     def merge_delta(self, data: dict[str, Any]) -> None:
@@ -301,6 +348,8 @@ class Collector:
         self.archive.clear()
         self.frozen_rows.clear()
         self.archived_tokens.clear()
+        self.archived_conc.clear()
+        self._shipped_inflight.clear()
         self._newest = self._frozen_before = -1
 
     def merged(self, start: float | None = None, end: float | None = None) -> Window:
@@ -319,13 +368,27 @@ class Collector:
                 total.merge(w)
         return total
 
-    def tokens_per_second(self) -> dict[int, int]:
-        """Output tokens by the second they arrived in, over the whole run."""
-        out = dict(self.archived_tokens)
+    def _deciseconds(self, attr: str, archived: dict[int, int]) -> dict[int, int]:
+        out = dict(archived)
         for group in (self.windows, self.archive):
             for w in group.values():
-                for s, n in w.tokens_arrived.items():
-                    out[s] = out.get(s, 0) + n
+                for d, n in getattr(w, attr).items():
+                    out[d] = out.get(d, 0) + n
+        return out
+
+    def tokens_by_decisecond(self) -> dict[int, int]:
+        """Output tokens by the 100 ms slot (``int(epoch * 10)``) they arrived in."""
+        return self._deciseconds("tokens_arrived", self.archived_tokens)
+
+    def concurrency_events(self) -> dict[int, int]:
+        """Successful requests starting minus ending, per 100 ms slot."""
+        return self._deciseconds("conc", self.archived_conc)
+
+    def tokens_per_second(self) -> dict[int, int]:
+        """Output tokens by the wall-clock second they arrived in, over the whole run."""
+        out: dict[int, int] = {}
+        for d, n in self.tokens_by_decisecond().items():
+            out[d // 10] = out.get(d // 10, 0) + n
         return out
 
     def rows(self) -> list[dict[str, Any]]:

@@ -108,6 +108,32 @@ def summarize_range(collector: Collector, start: float, end: float) -> dict[str,
     return out
 
 
+def peak_tokens_per_s(collector: Collector, origin: float) -> float:
+    """vLLM's ``max_output_tokens_per_s``: the most output tokens in one 1 s bucket, buckets
+    counted from the first successful request's start (here at 100 ms alignment)."""
+    per_ds = collector.tokens_by_decisecond()
+    if not per_ds or origin == math.inf:
+        return 0.0
+    base = int(origin * 10)
+    buckets: dict[int, int] = {}
+    for d, n in per_ds.items():
+        k = (d - base) // 10
+        buckets[k] = buckets.get(k, 0) + n
+    return float(max(buckets.values()))
+
+
+def peak_concurrency(collector: Collector) -> int:
+    """vLLM's ``max_concurrent_requests``: the peak number of successful requests active at
+    once (sweep over [start, start + latency)), here with starts and ends in 100 ms slots,
+    ends first: a request shorter than 100 ms inside one slot is not seen."""
+    level = peak = 0
+    for _, delta in sorted(collector.concurrency_events().items()):
+        level += delta
+        if level > peak:
+            peak = level
+    return peak
+
+
 def summarize(
     collector: Collector,
     *,
@@ -120,11 +146,8 @@ def summarize(
     duration = 0.0
     if w.first_start != math.inf and w.last_end != -math.inf:
         duration = max(w.last_end - w.first_start, 0.0)
-    per_sec: dict[int, int] = {}
-    for win in collector.windows.values():
-        for s, n in win.tokens_arrived.items():
-            per_sec[s] = per_sec.get(s, 0) + n
-    inflight: dict[int, int] = {s: win.inflight_max for s, win in collector.windows.items()}
+    inflight = {s: row["in_flight"] for s, row in collector.frozen_rows.items()}
+    inflight.update({s: win.inflight_max for s, win in collector.windows.items()})
 
     def rate(x: float) -> float:
         return x / duration if duration > 0 else 0.0
@@ -144,8 +167,10 @@ def summarize(
         "request_goodput": rate(w.good) if collector.good is not None else None,
         "output_throughput": rate(w.output_tokens),
         "total_token_throughput": rate(w.input_tokens + w.output_tokens),
-        "max_output_tokens_per_s": float(max(per_sec.values())) if per_sec else 0.0,
-        "max_concurrent_requests": max(inflight.values()) if inflight else 0,
+        "max_output_tokens_per_s": peak_tokens_per_s(collector, w.first_ok),
+        "max_concurrent_requests": peak_concurrency(collector),
+        # client view: requests in flight at dispatch (failed and warm-up included)
+        "max_inflight_requests": max(inflight.values()) if inflight else 0,
         "total_requested_output_tokens": w.requested_tokens,
         "output_tokens_vs_requested": (
             w.requested_output / w.requested_tokens if w.requested_tokens else None

@@ -113,6 +113,40 @@ def reference(results: list[LLMResult], good=None) -> dict:
     }
 
 
+def vllm_buckets(ok: list[LLMResult]) -> dict[int, int]:
+    """vLLM's tokens_per_second buckets: int((t - origin)) with origin the first start, the
+    origin taken at 100 ms resolution as the collector keeps it."""
+    base = int(min(r.t_start for r in ok) * 10)
+    per: dict[int, int] = {}
+    for r in ok:
+        if r.ttft is None:
+            continue
+        times = [r.t_start + r.ttft / 1000.0]
+        for g in r.itl:
+            times.append(times[-1] + g / 1000.0)
+        n, c = r.output_tokens, r.token_chunks
+        for i, t in enumerate(times):
+            k = (int(t * 10) - base) // 10
+            per[k] = per.get(k, 0) + (i + 1) * n // c - i * n // c
+    return per
+
+
+def vllm_peak_concurrency(ok: list[LLMResult]) -> int:
+    """vLLM's sweep over [start, start+latency), ends first, at 100 ms slots."""
+    ev: dict[int, int] = {}
+    for r in ok:
+        if r.e2e is None:
+            continue
+        a, b = int(r.t_start * 10), int((r.t_start + r.e2e / 1000.0) * 10)
+        ev[a] = ev.get(a, 0) + 1
+        ev[b] = ev.get(b, 0) - 1
+    level = peak = 0
+    for _, d in sorted(ev.items()):
+        level += d
+        peak = max(peak, level)
+    return peak
+
+
 def tokens_per_second(results: list[LLMResult]) -> dict[int, int]:
     """1 s buckets of token arrival times; chunk i of c carries ⌊(i+1)n/c⌋ − ⌊in/c⌋ tokens."""
     per: dict[int, int] = {}
@@ -210,7 +244,10 @@ def test_summary_matches_numpy(usage_differs):
         assert_metric_matches(s, m, values)
     per_sec = tokens_per_second(results)
     assert sum(per_sec.values()) == ref["total_output_tokens"]
-    assert s["max_output_tokens_per_s"] == max(per_sec.values())
+    # vLLM's peak: 1 s buckets counted from the first successful start (100 ms alignment here)
+    ok = [r for r in results if not r.warmup and r.error is None and not r.aborted]
+    assert s["max_output_tokens_per_s"] == max(vllm_buckets(ok).values())
+    assert s["max_concurrent_requests"] == vllm_peak_concurrency(ok)
     assert {row["t"]: row["output_tokens"] for row in s["intervals"] if row["output_tokens"]} == {
         t: n for t, n in per_sec.items() if n
     }
@@ -439,7 +476,7 @@ def test_inflight_tracking():
         c.request_finished()
     assert c.inflight == 0
     s = summarize(c)
-    assert s["max_concurrent_requests"] == 5
+    assert s["max_inflight_requests"] == 5
     rows = {row["t"]: row["in_flight"] for row in s["intervals"]}
     assert rows[int(T0)] == 5 and rows[int(T0) + 1] == 3
 
@@ -468,3 +505,33 @@ def test_llmresult_tpot_ok_and_record():
     assert "text" not in rec
     assert rec["itl"] == [10.0, 20.0] and rec["t_start"] == T0 and rec["ttft_content"] is None
     assert LLMResult("x").itl is not LLMResult("y").itl  # no shared default list
+
+
+def test_inflight_peak_not_doubled_when_a_second_is_shipped_twice():
+    worker, master = Collector(), Collector()
+    for i in range(10):
+        worker.request_started(T0 + 0.01 * i)
+    master.merge_delta(worker.take_delta())  # a report in the middle of second T0
+    worker.request_started(T0 + 0.5)  # 11 in flight now, same second
+    master.merge_delta(worker.take_delta())
+    s = summarize(master)
+    assert s["max_inflight_requests"] == 11  # was 21: the second window added the full count
+
+
+def test_peaks_survive_compaction_of_old_seconds():
+    def run(full_resolution_s: int) -> dict:
+        c = Collector(full_resolution_s=full_resolution_s)
+        for sec in range(30):
+            n = 50 if sec == 3 else 5  # the busy second is long compacted by the end
+            for k in range(n):
+                r = LLMResult("x", t_start=T0 + sec + k / 100, ttft=10.0, itl=[1.0] * 9,
+                              output_tokens=10, token_chunks=10, prompt_tokens=1)  # fmt: skip
+                r.e2e = 19.0
+                c.add(r)
+        return summarize(c)
+
+    full, compacted = run(1000), run(5)
+    assert compacted["max_output_tokens_per_s"] == full["max_output_tokens_per_s"] >= 500
+    assert compacted["max_concurrent_requests"] == full["max_concurrent_requests"]
+    assert compacted["completed"] == full["completed"] == 50 + 29 * 5
+    assert compacted["p99_ttft_ms"] == full["p99_ttft_ms"]
