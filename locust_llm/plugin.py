@@ -52,7 +52,7 @@ log = logging.getLogger("locust_llm")
 if not hasattr(events, "llm_request"):
     events.llm_request = EventHook()  # fn(result: LLMResult, environment)
 if not hasattr(events, "llm_token"):
-    events.llm_token = EventHook()  # fn(result, index, t_ms, text) — only with --llm-token-events
+    events.llm_token = EventHook()  # fn(result, index, t_ms) — only with --llm-token-events
 
 ABORTED = "aborted: "
 SHORT_OUTPUT_RATIO = 0.95  # warn when outputs are this much shorter than max_tokens asked

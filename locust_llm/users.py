@@ -401,6 +401,12 @@ def _connect_error(err: BaseException, host: str | None) -> str:
     text = str(err) or kind
     if "SSL" in kind or "ssl" in text.lower():
         return f"TLS error talking to {host}: wrong scheme (http vs https)? ({kind}: {text})"
+    if "timed out" in text:  # geventhttpclient wraps it: RetriesExceeded(... original=timed out)
+        return (
+            f"no response from {host} in time (connecting, or waiting for the response "
+            f"headers): host unreachable, server overloaded, or a proxy holding the response? "
+            f"({kind})"
+        )
     return f"cannot reach {host}: {kind}: {text}"
 
 
