@@ -18,7 +18,6 @@ except `kv_cache_usage_perc`, a fraction, which takes the maximum.
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 import urllib.request
@@ -26,20 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from prometheus_client.parser import text_string_to_metric_families
-
-GAUGES = ("num_requests_running", "num_requests_waiting", "kv_cache_usage_perc")
-COUNTERS = (
-    "num_preemptions_total",
-    "prompt_tokens_total",
-    "generation_tokens_total",
-    "request_success_total",
-)
-_STUB = re.compile(
-    r"Active connections:\s*(\d+).*?\n\s*(\d+)\s+(\d+)\s+(\d+)\s*\n"
-    r"\s*Reading:\s*(\d+)\s+Writing:\s*(\d+)\s+Waiting:\s*(\d+)",
-    re.S,
-)
+from locust_llm.servermetrics import parse_stub_status, parse_vllm_metrics
 
 
 @dataclass(frozen=True)
@@ -49,29 +35,6 @@ class Target:
     replica: str
     model: str | None
     url: str
-
-
-def parse_vllm_metrics(text: str) -> dict[str, float]:
-    """The gauges and counters above from Prometheus exposition text (vllm: prefix)."""
-    out: dict[str, float] = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            name = s.name.removeprefix("vllm:")
-            if name in GAUGES or name in COUNTERS:
-                if name == "kv_cache_usage_perc":
-                    out[name] = max(out.get(name, 0.0), float(s.value))
-                else:
-                    out[name] = out.get(name, 0.0) + float(s.value)
-    return out
-
-
-def parse_stub_status(text: str) -> dict[str, int]:
-    """nginx `stub_status` page -> {active, accepts, handled, requests, reading, writing, waiting}."""
-    m = _STUB.search(text)
-    if not m:
-        raise ValueError(f"not a stub_status page: {text[:80]!r}")
-    keys = ("active", "accepts", "handled", "requests", "reading", "writing", "waiting")
-    return dict(zip(keys, (int(x) for x in m.groups())))
 
 
 def _fetch(url: str, timeout: float) -> str:

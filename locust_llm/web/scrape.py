@@ -7,7 +7,7 @@ only read the latest samples. Targets are re-resolved each round: the backend st
 up after the web UI does.
 
 Parsing uses ``prometheus_client``'s parser (the exposition format has escaping and
-label rules a regex would get wrong); stub_status is a fixed three-line text, split by hand.
+label rules a regex would get wrong), shared with the scenario runner in `locust_llm.servermetrics`.
 nginx's per-upstream request counts come from its JSON access log (``$upstream_addr``), read
 incrementally from the last offset.
 """
@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from prometheus_client.parser import text_string_to_metric_families
+
+from locust_llm import servermetrics
 
 __all__ = ["Target", "ServerScraper", "parse_vllm_metrics", "parse_stub_status"]
 
@@ -35,16 +36,14 @@ INTERVAL_S = 2.0
 HISTORY = 300  # samples per target: 10 minutes at 2 s
 TIMEOUT_S = 1.5
 
-GAUGES = {
-    "vllm:num_requests_running": "running",
-    "vllm:num_requests_waiting": "waiting",
-    "vllm:kv_cache_usage_perc": "kv_cache_usage",
-    "vllm:gpu_cache_usage_perc": "kv_cache_usage",  # vLLM < 0.10 name
-}
-COUNTERS = {
-    "vllm:generation_tokens": "generation_tokens",  # family name without _total
-    "vllm:prompt_tokens": "prompt_tokens",
-    "vllm:num_preemptions": "preemptions",
+# the LLM tab's short names for the servermetrics fields it shows
+_SHORT = {
+    "num_requests_running": "running",
+    "num_requests_waiting": "waiting",
+    "kv_cache_usage_perc": "kv_cache_usage",
+    "generation_tokens_total": "generation_tokens",
+    "prompt_tokens_total": "prompt_tokens",
+    "num_preemptions_total": "preemptions",
 }
 
 
@@ -64,32 +63,13 @@ class TargetState:
 
 
 def parse_vllm_metrics(text: str) -> dict[str, float]:
-    """Running/waiting/KV usage (summed over ``model_name`` label sets; KV usage: max)."""
-    out: dict[str, float] = {}
-    for fam in text_string_to_metric_families(text):
-        key = GAUGES.get(fam.name) or COUNTERS.get(fam.name)
-        if key is None:
-            continue
-        for s in fam.samples:
-            if s.name.endswith("_created"):
-                continue
-            if key == "kv_cache_usage":
-                out[key] = max(out.get(key, 0.0), s.value)
-            else:
-                out[key] = out.get(key, 0.0) + s.value
-    return out
+    """Running/waiting/KV usage and token counters under the tab's short names."""
+    return {_SHORT[k]: v for k, v in servermetrics.parse_vllm_metrics(text).items() if k in _SHORT}
 
 
 def parse_stub_status(text: str) -> dict[str, float]:
     """nginx ``stub_status``: active, accepts, handled, requests, reading, writing, waiting."""
-    lines = [ln.strip() for ln in text.strip().splitlines()]
-    out: dict[str, float] = {"active": float(lines[0].split(":")[1])}
-    accepts, handled, requests = (float(x) for x in lines[2].split())
-    out.update(accepts=accepts, handled=handled, requests=requests)
-    parts = lines[3].replace(":", "").split()
-    for k, v in zip(parts[::2], parts[1::2], strict=False):
-        out[k.lower()] = float(v)
-    return out
+    return {k: float(v) for k, v in servermetrics.parse_stub_status(text).items()}
 
 
 def _fetch(url: str) -> str:
