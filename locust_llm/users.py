@@ -153,22 +153,26 @@ class LLMUser(FastHttpUser):
             # be a counted failure, never a success with no tokens or a bare task traceback
             if res.error is None:
                 res.error = plugin.redact(f"request not sent: {type(e).__name__}: {e}", llm.api_key)
-                self.environment.events.request.fire(
-                    request_type="POST",
-                    name=name,
-                    response_time=(_perf() - t0) * 1000,
-                    response_length=0,
-                    response=None,
-                    context={},
-                    exception=CatchResponseError(res.error),
-                    start_time=res.t_start,
-                    url=(self.host or "") + path,
-                )
+                self._report_failure(res, path, (_perf() - t0) * 1000)
         finally:
             if res.error is not None:
                 res.error = plugin.redact(res.error, llm.api_key)
             llm.finish(res)
         return res
+
+    def _report_failure(self, res: LLMResult, path: str, response_time_ms: float) -> None:
+        """A failure Locust's own request machinery never saw: put it in its stats."""
+        self.environment.events.request.fire(
+            request_type="POST",
+            name=res.name,
+            response_time=response_time_ms,
+            response_length=0,
+            response=None,
+            context={},
+            exception=CatchResponseError(res.error),
+            start_time=res.t_start,
+            url=(self.host or "") + path,
+        )
 
     def _send(
         self,
@@ -205,17 +209,7 @@ class LLMUser(FastHttpUser):
             res = LLMResult(name=name, model="")
             res.t_start = time.time()
             res.error = f"{e} (or pass --llm-model to skip the lookup)"
-            self.environment.events.request.fire(
-                request_type="POST",
-                name=name,
-                response_time=0.0,
-                response_length=0,
-                response=None,
-                context={},
-                exception=CatchResponseError(res.error),
-                start_time=res.t_start,
-                url=(self.host or "") + name,
-            )
+            self._report_failure(res, self.path, 0.0)
             self.llm.collector.request_started(res.t_start)
             self.llm.finish(res)
             # the lookup is retried on the next request: pace it, or a closed loop would
