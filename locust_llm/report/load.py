@@ -223,7 +223,7 @@ def load_runs(run_dirs: list[Path]) -> list[Scenario]:
     for run_dir in run_dirs:
         run_dir = Path(run_dir)
         for d in scenario_dirs(run_dir):
-            run_id = run_dir.name if d != run_dir else d.parent.name
+            run_id = run_dir.name  # a single scenario dir given directly is its own run
             sc = load_scenario(d, run_id=run_id)
             if multi:
                 sc.name = f"{run_dir.name}/{sc.name}"
