@@ -27,7 +27,7 @@ import locust.stats
 import orjson
 from locust import events
 from locust.event import EventHook
-from locust.runners import WorkerRunner
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, LocalRunner, WorkerRunner
 
 import locust_llm.web  # noqa: F401,E402  (LLM tab, /llm/... endpoints, /llm/metrics)
 from locust_llm import __version__
@@ -594,6 +594,12 @@ def _on_spawning_complete(user_count: int, **_kw: Any) -> None:
 @events.quitting.add_listener
 def _on_quitting(environment: Any, **_kw: Any) -> None:
     rt = runtime(environment)
+    runner = environment.runner
+    if isinstance(runner, LocalRunner) and runner.state in (STATE_SPAWNING, STATE_RUNNING):
+        # Ctrl-C / SIGTERM mid-run: Locust fires quitting before it stops the users. Stop them
+        # first, so requests in flight are recorded (as aborted) in the summary and no user
+        # is still talking to the backend this listener is about to stop.
+        runner.stop()
     try:
         if not isinstance(environment.runner, WorkerRunner):
             write_summary(environment, rt)
