@@ -150,9 +150,13 @@ def test_interrupt_tears_down_and_writes_summary(locust_bg, tmp_path, sig):
     rc = p.wait(60)
     out = p.text()
     assert "Traceback" not in out, out[-3000:]
-    assert rc in (0, 1), out[-3000:]
+    assert rc == 0, out[-3000:]  # requests cut off by the interrupt are aborted, not errors
     assert wait_gone(pids, timeout=5) == []
     assert not any(alive(x) for x in pids)
     s = json.loads((tmp_path / "s.json").read_text())
     rs = records(tmp_path / "r.jsonl")
     assert s["completed"] == sum(1 for r in rs if r["error"] is None) >= 10
+    # users are stopped before the summary: what was in flight is in it, as aborted, and
+    # nothing failed against a backend stopped under live users
+    assert s["aborted"] == sum(1 for r in rs if r["aborted"]) >= 1
+    assert s["failed"] == 0
