@@ -209,6 +209,7 @@ class LLMRuntime:
         self.collector = Collector()
         self.first_start: float | None = None
         self.started = 0  # requests dispatched since start/reset (for --llm-warmup-requests)
+        self.reset_at = 0.0  # requests started before the last reset are left out
         self._records = None
         self._records_path: str | None = None
         self.records_failed = False
@@ -314,6 +315,8 @@ class LLMRuntime:
     def finish(self, res: LLMResult) -> None:
         """Account one finished request: stats rows, collector, record, event."""
         self.collector.request_finished()
+        if res.t_start < self.reset_at:
+            res.warmup = True  # in flight across a stats reset: it belongs to neither side
         env = self.environment
         if not res.warmup and res.ok:
             stats = env.stats
@@ -357,7 +360,7 @@ class LLMRuntime:
         env = self.environment
         meta = {
             "model": self.model,
-            "host": env.host,
+            "host": _without_credentials(env.host),
             "peak_users": self.peak_users,
             "timestamps": self.timestamps_mode,
             "locust_version": locust.__version__,
@@ -408,6 +411,16 @@ class LLMRuntime:
         if self._records is not None:
             self._records.close()
             self._records = None
+
+
+def _without_credentials(url: str | None) -> str | None:
+    """``http://user:pass@host`` -> ``http://host``: the summary is shared, keys are not."""
+    if not url or "@" not in url:
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def _valid_header_value(value: str) -> bool:
@@ -575,6 +588,7 @@ def _on_reset_stats(**_kw: Any) -> None:
         rt.collector.reset()
         rt.first_start = None
         rt.started = 0
+        rt.reset_at = time.time()
 
 
 @events.spawning_complete.add_listener
@@ -589,6 +603,7 @@ def _on_spawning_complete(user_count: int, **_kw: Any) -> None:
         rt.collector.reset()
         rt.first_start = None
         rt.started = 0
+        rt.reset_at = time.time()
 
 
 @events.quitting.add_listener

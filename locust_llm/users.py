@@ -118,13 +118,15 @@ class LLMUser(FastHttpUser):
                         res.error = _not_a_stream(r)
                     else:
                         self._read_stream(r, res, t0, prompt_tokens)
-                except gevent.GreenletExit:
+                except (gevent.GreenletExit, gevent.Timeout) as e:
+                    # users stopped, or a timeout the caller put around chat(): cancelled by the
+                    # client, so aborted (not a server error), and the exception goes on
                     res.aborted = True
-                    res.error = f"{plugin.ABORTED}user stopped while the request was in flight"
+                    res.error = _aborted_text(e)
                     raise
                 except (ProtocolError, SSEError) as e:
                     res.error = f"malformed stream: {e}"
-                except (TimeoutError, gevent.Timeout):
+                except TimeoutError:  # the socket's read timeout (socket.timeout)
                     res.error = (
                         f"read timeout: no data for {self.network_timeout:g}s "
                         "(server stuck or queue too long? raise --llm-timeout)"
@@ -143,10 +145,10 @@ class LLMUser(FastHttpUser):
                         r.failure(res.error)
                     else:
                         r.success()
-        except gevent.GreenletExit:
+        except (gevent.GreenletExit, gevent.Timeout) as e:
             if res.error is None:  # stopped while connecting/sending: not a completed request
                 res.aborted = True
-                res.error = f"{plugin.ABORTED}user stopped while the request was in flight"
+                res.error = _aborted_text(e)
             raise
         except Exception as e:
             # raised before a response existed (e.g. the HTTP client refused a header): it must
@@ -357,6 +359,12 @@ class LLMUser(FastHttpUser):
             prev = q
         res.read_lateness = lat
         res.read_lateness_max = max(lat) if lat else None
+
+
+def _aborted_text(e: BaseException) -> str:
+    if isinstance(e, gevent.Timeout):
+        return f"{plugin.ABORTED}cancelled by a timeout around the request ({e})"
+    return f"{plugin.ABORTED}user stopped while the request was in flight"
 
 
 def _body(r: Any) -> bytes:

@@ -284,3 +284,34 @@ def test_an_exception_before_the_response_is_a_failure_and_never_shows_the_key(s
     assert env.stats.get("/v1/chat/completions", "POST").num_failures == 1
     w = env.llm.collector.merged()
     assert w.completed == 0 and w.failed == 1
+
+
+def test_a_timeout_around_chat_is_an_abort_and_propagates(server):
+    import gevent
+
+    server.routes["/v1/chat/completions"] = chunked(sse(ROLE) + [(2.0, b"data: [DONE]\n\n")])
+    env, u = user(server.url)
+    with pytest.raises(gevent.Timeout):
+        with gevent.Timeout(0.3):
+            u.chat("hi")
+    w = env.llm.collector.merged()
+    assert w.aborted == 1 and w.completed == 0 and w.failed == 0
+
+
+def test_request_in_flight_across_a_stats_reset_is_left_out(server, monkeypatch):
+    import gevent
+
+    from locust_llm import plugin
+
+    server.routes["/v1/chat/completions"] = chunked(
+        sse(ROLE) + [(0.4, b"data: " + tok("a", "stop") + b"\n\n"), (0.0, b"data: [DONE]\n\n")]
+    )
+    env, u = user(server.url)
+    monkeypatch.setitem(plugin._ENV_REF, "env", env)
+    g = gevent.spawn(u.chat, "hi")
+    gevent.sleep(0.15)
+    plugin._on_reset_stats()  # mid-request
+    r = g.get()
+    assert r.ok and r.warmup  # finished fine, but started before the reset
+    assert env.llm.collector.merged().completed == 0
+    assert u.chat("hi").warmup is False and env.llm.collector.merged().completed == 1
