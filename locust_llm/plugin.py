@@ -492,9 +492,6 @@ def fetch_first_model(host: str | None, auth_header: str | None, timeout: float)
     return ids[0]
 
 
-_RUNTIMES: dict[int, LLMRuntime] = {}
-
-
 def runtime(environment: Any) -> LLMRuntime:
     """The environment's runtime, created on first use (also for Environments built in tests)."""
     rt = getattr(environment, "llm", None)
