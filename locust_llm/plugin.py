@@ -220,7 +220,6 @@ class LLMRuntime:
         self.cpu_start = time.process_time()
         self.worker_cpu: dict[str, float] = {}
         self.stack = None
-        self.last_summary: dict[str, Any] | None = None
         self.peak_users = 0
 
     def configure(self) -> None:
@@ -397,7 +396,6 @@ class LLMRuntime:
                 for p in phases
             ]
         s["slo"] = evaluate(self.slos, s)
-        self.last_summary = s
         return s
 
     def cpu_seconds(self) -> float:
