@@ -109,30 +109,26 @@ def ingest(
     return rows
 
 
-def itl_errors(records: Path, truth: Path, own_only: bool = False) -> np.ndarray:
-    """|client gap − server write gap| in ms for every matched token gap.
+def itl_errors(records: Path, truth: Path) -> tuple[dict, dict]:
+    """Gap errors of every matched request against the emulator's write log: all gaps, and
+    only gaps whose tokens each had their own kernel stamp (those kept for ITL percentiles).
+    Uses bench_timestamps' comparison; client times are rebuilt from each record's gaps."""
+    from bench_timestamps import gap_errors, load_truth_log
 
-    ``own_only``: only gaps whose two tokens each had their own kernel stamp (no shared read),
-    i.e. the gaps that enter the ITL percentiles in kernel mode.
-    """
-    sent = {}
-    for line in truth.read_text().splitlines():
-        d = json.loads(line)
-        sent[d["id"]] = d["t_send"]
-    errs: list[float] = []
+    sent = load_truth_log(truth)
+    client: dict[str, list[float]] = {}
+    shared: dict[str, list[bool]] = {}
     for line in records.read_text().splitlines():
         r = json.loads(line)
-        t = sent.get(r["id"])
-        if r["error"] is not None or t is None or len(t) != len(r["itl"]) + 1:
+        if r["error"] is not None or r["id"] not in sent:
             continue
-        server = np.diff(np.asarray(t)) * 1000
-        err = np.abs(np.asarray(r["itl"]) - server)
-        if own_only:
-            bad = set(r.get("shared") or [])
-            keep = [i for i in range(len(err)) if i not in bad and i + 1 not in bad]
-            err = err[keep]
-        errs.extend(err.tolist())
-    return np.asarray(errs)
+        t = np.concatenate([[0.0], np.cumsum(r["itl"]) / 1000.0]).tolist()
+        client[r["id"]] = t
+        flags = [False] * len(t)
+        for i in r.get("shared") or []:
+            flags[i] = True
+        shared[r["id"]] = flags
+    return gap_errors(client, sent), gap_errors(client, sent, shared)
 
 
 def paced(
@@ -161,8 +157,7 @@ def paced(
         finally:
             stop(emu)  # flushes the truth log
         s = json.loads(summary.read_text())
-        errs = itl_errors(records, truth)
-        own = itl_errors(records, truth, own_only=True)
+        every, own = itl_errors(records, truth)
         row = {
             "users": users,
             "timestamps": s.get("timestamps"),
@@ -170,13 +165,13 @@ def paced(
             "tokens_per_s": round(s["output_throughput"]),
             "cpu_us_per_token": round(full["cpu_s"] / max(s["total_output_tokens"], 1) * 1e6, 2),
             "client_cpu_share": round(full["cpu_s"] / full["wall_s"], 3),
-            "gaps_matched": int(errs.size),
-            "itl_error_p50_ms": round(float(np.percentile(errs, 50)), 4) if errs.size else None,
-            "itl_error_p99_ms": round(float(np.percentile(errs, 99)), 4) if errs.size else None,
-            "itl_error_max_ms": round(float(errs.max()), 3) if errs.size else None,
-            "own_gaps": int(own.size),
-            "own_itl_error_p50_ms": round(float(np.percentile(own, 50)), 4) if own.size else None,
-            "own_itl_error_p99_ms": round(float(np.percentile(own, 99)), 4) if own.size else None,
+            "gaps_matched": every["gaps"],
+            "itl_error_p50_ms": round(every["gap_err_p50_ms"], 4),
+            "itl_error_p99_ms": round(every["gap_err_p99_ms"], 4),
+            "itl_error_max_ms": round(every["gap_err_max_ms"], 3),
+            "own_gaps": own["gaps"],
+            "own_itl_error_p50_ms": round(own["gap_err_p50_ms"], 4),
+            "own_itl_error_p99_ms": round(own["gap_err_p99_ms"], 4),
             "client_own_stamp": s.get("client_own_stamp"),
             "client_bound": s.get("client_bound"),
             "p99_read_lateness_ms": s.get("p99_read_lateness_ms"),

@@ -16,11 +16,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from locust_llm.emulator.cli import DEFAULT_MODEL
+
 __all__ = ["DEFAULT_EMULATOR_MODEL", "start_backend", "stop_backend", "wanted_backend"]
 
 log = logging.getLogger("locust_llm")
 
-DEFAULT_EMULATOR_MODEL = "locust-llm/emulator"
+DEFAULT_EMULATOR_MODEL = DEFAULT_MODEL  # what `python -m locust_llm.emulator` serves
 
 
 def wanted_backend(backend: str, host: str | None) -> str:

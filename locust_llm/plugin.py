@@ -282,12 +282,19 @@ class LLMRuntime:
 
     def in_warmup(self, t_start: float) -> bool:
         """Warm-up by time (``--llm-warmup``) or by count (``--llm-warmup-requests``)."""
+        from locust_llm.workload.warmup import in_warmup
+
         if self.first_start is None:
             self.first_start = t_start
+        ordinal = self.started
         self.started += 1
-        if self.started <= self.warmup_requests:
-            return True
-        return self.warmup_s > 0 and t_start < self.first_start + self.warmup_s
+        return in_warmup(
+            t_start,
+            ordinal,
+            start=self.first_start,
+            seconds=self.warmup_s,
+            requests=self.warmup_requests,
+        )
 
     def default_prompt(self) -> str:
         """A synthetic prompt of ``--llm-prompt-tokens`` words (one word ≈ one token)."""

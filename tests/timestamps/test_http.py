@@ -1,36 +1,14 @@
 """geventhttpclient / Locust FastHttpSession level: the installer and stamps on real responses."""
 
 import json
-import socket
 import sys
-import time
 
-import gevent.socket
 import pytest
 from locust.contrib.fasthttp import FastHttpSession
 from locust.event import EventHook
 
 from locust_llm import timestamps as ts
-
-BUSY = 0.020
-
-
-def burn(seconds):
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
-
-
-def wait_data(sock):
-    """Block until data is really queued (libev may report spurious readiness)."""
-    raw = sock._sock
-    while True:
-        gevent.socket.wait_read(raw.fileno())
-        try:
-            raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-            return
-        except BlockingIOError:
-            continue
+from tests.timestamps.helpers import BUSY, burn, wait_data
 
 
 def session(base_url):

@@ -5,34 +5,14 @@ import socket
 import sys
 import time
 
-import gevent.socket
 import pytest
 
 from locust_llm import timestamps as ts
+from tests.timestamps.helpers import BUSY, burn, wait_data
 
 pytestmark = pytest.mark.skipif(
     not ts.kernel_timestamps_supported(), reason="SO_TIMESTAMPNS unsupported here"
 )
-
-BUSY = 0.020  # s of CPU burnt by the reader after data is readable, before reading it
-
-
-def burn(seconds):
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
-
-
-def wait_data(sock):
-    """Block until data is really queued (libev may report spurious readiness)."""
-    raw = sock._sock
-    while True:
-        gevent.socket.wait_read(raw.fileno())
-        try:
-            raw.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-            return
-        except BlockingIOError:
-            continue
 
 
 def request(sock, gaps_ms):
