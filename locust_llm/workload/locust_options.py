@@ -54,7 +54,14 @@ def _spec(parse):
 
 
 def add_workload_arguments(parser: Any) -> None:
-    a = parser.add_argument
+    """The workload options; only those a new test from the web form can change are in it
+    (the rest, such as the dataset, are read once when the locustfile starts)."""
+    if "--llm-rate" in getattr(parser, "_option_string_actions", {}):
+        return  # already on this parser (the --help hook, then the locustfile)
+
+    def a(*args: Any, include_in_web_ui: bool = False, **kw: Any) -> Any:
+        return parser.add_argument(*args, include_in_web_ui=include_in_web_ui, **kw)
+
     a(
         "--llm-rate",
         type=float,
