@@ -258,6 +258,7 @@ class LLMRuntime:
         self.worker_cpu: dict[str, float] = {}
         self.stack = None
         self.peak_users = 0
+        self.backoff_logged: set[str] = set()  # failure kinds already logged by users
 
     def configure(self) -> None:
         """(Re)read the ``--llm-*`` options: at init, and on workers again at test start,
