@@ -113,3 +113,24 @@ def test_chat_takes_a_dataset(emulator, tmp_path) -> None:
     out = run(["-f", "locustfiles/chat.py", "-H", emulator, *HEADLESS, "--llm-dataset", str(data)])
     assert out.returncode == 0, out.stderr[-2000:]
     assert "2 entries loaded, 0 skipped" in out.stderr
+
+
+def test_records_are_replaced_unless_asked_to_append(emulator, tmp_path) -> None:
+    import json
+
+    rec, summary = tmp_path / "r.jsonl", tmp_path / "s.json"
+    args = ["-f", "locustfiles/chat.py", "-H", emulator, *HEADLESS, "-t", "2s",
+            "--llm-records", str(rec), "--llm-summary", str(summary)]  # fmt: skip
+
+    def total() -> int:
+        s = json.loads(summary.read_text())
+        return s["completed"] + s["failed"] + s["aborted"]
+
+    assert run(args).returncode == 0
+    first = len(rec.read_text().splitlines())
+    assert first == total() > 0
+    assert run(args).returncode == 0
+    assert len(rec.read_text().splitlines()) == total()  # this run's only
+    second = total()
+    assert run([*args, "--llm-records-append"]).returncode == 0
+    assert len(rec.read_text().splitlines()) == second + total()
