@@ -143,7 +143,12 @@ class LLMUser(FastHttpUser):
                     meta = r.request_meta
                     meta["response_time"] = res.e2e if res.e2e is not None else res.stream_closed
                     meta["response_length"] = res.output_tokens
-                    if res.error is not None:
+                    if res.aborted:
+                        # cut off by the client (users stopped, a caller's timeout): neither a
+                        # success nor a server failure, so Locust's table, CSV and HTML leave it
+                        # out, as the LLM summary's "failed" does (it counts it as aborted)
+                        pass
+                    elif res.error is not None:
                         r.failure(res.error)
                     else:
                         r.success()

@@ -134,3 +134,21 @@ def test_records_are_replaced_unless_asked_to_append(emulator, tmp_path) -> None
     second = total()
     assert run([*args, "--llm-records-append"]).returncode == 0
     assert len(rec.read_text().splitlines()) == second + total()
+
+
+def test_aborted_requests_are_not_failures_in_locusts_table(tmp_path) -> None:
+    import json
+
+    summary = tmp_path / "s.json"
+    out = run(["-f", "locustfiles/chat.py", "--headless", "-u", "6", "-r", "6", "-t", "4s",
+               "--llm-max-tokens", "60", "--llm-ignore-eos", "--llm-serve-args",
+               "--emu-ttft-ms 20 --emu-itl-ms 20", "--llm-summary", str(summary),
+               "--csv", str(tmp_path / "out")])  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    s = json.loads(summary.read_text())
+    assert s["aborted"] >= 1 and s["failed"] == 0, (s["aborted"], s["failed"])
+    # Locust's final table, printed after the users stopped (the aborted ones with them)
+    final = [
+        x for x in out.stderr.splitlines() if x.startswith("POST") and "/v1/chat" in x and "|" in x
+    ][-1]
+    assert final.split()[2:4] == [str(s["completed"]), "0(0.00%)"], final
