@@ -21,6 +21,8 @@ __all__ = [
     "SLOError",
     "SLO_EXIT_CODE",
     "parse_slo",
+    "check_slos",
+    "split_slos",
     "evaluate",
     "format_rows",
     "goodput_predicate",
@@ -49,6 +51,9 @@ _PLAIN = {
     "total_input_tokens",
     "total_output_tokens",
 } | _COUNTS
+# the percentiles the summary computes (metrics.summary.PERCENTILES): any other can never be
+# judged, so it is refused when the SLO is read, not after the whole run
+_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 _EXPR = re.compile(r"^\s*([a-z_][a-z0-9_.]*)\s*(<=|>=|<|>)\s*([0-9.eE+-]+)\s*(ms|s|%)?\s*$")
 
 
@@ -79,7 +84,11 @@ def _latency_field(metric: str) -> str | None:
                 return f"{stat}_{lat}_ms"
             m = re.fullmatch(r"p(\d+(?:\.\d+)?)", stat)
             if m:
-                return f"p{float(m.group(1)):g}_{lat}_ms"
+                p = float(m.group(1))
+                if p not in _PERCENTILES:
+                    known = ", ".join(f"p{q:g}" for q in _PERCENTILES)
+                    raise SLOError(f"{lat} {stat} is not measured; use one of {known}")
+                return f"p{p:g}_{lat}_ms"
     return None
 
 
@@ -95,7 +104,10 @@ def parse_slo(expr: str) -> SLO:
         value = float(raw)
     except ValueError as e:
         raise SLOError(f"SLO {expr!r}: {raw!r} is not a number") from e
-    field = _latency_field(metric)
+    try:
+        field = _latency_field(metric)
+    except SLOError as e:
+        raise SLOError(f"SLO {expr!r}: {e}") from None
     if field is not None:
         if unit == "%":
             raise SLOError(f"SLO {expr!r}: a latency takes ms or s, not %")
@@ -104,7 +116,12 @@ def parse_slo(expr: str) -> SLO:
         if unit in ("ms", "s"):
             raise SLOError(f"SLO {expr!r}: {metric} is a ratio; write it as 1% or 0.01")
         field = metric
+        if unit is None and value >= 1:
+            # "error_rate<=1" reads as 1 % but means 100 %: make the writer say which
+            raise SLOError(f"SLO {expr!r}: {metric} is a ratio; write {raw}% or a fraction < 1")
         threshold = value / 100 if unit == "%" else value
+        if not 0 <= threshold <= 1:
+            raise SLOError(f"SLO {expr!r}: {metric} must be between 0% and 100%")
     elif metric in _PLAIN:
         if unit is not None and not (metric == "duration" and unit in ("s", "ms")):
             raise SLOError(f"SLO {expr!r}: {metric} takes a plain number")
@@ -117,6 +134,27 @@ def parse_slo(expr: str) -> SLO:
         )
         raise SLOError(f"SLO {expr!r}: unknown metric {metric!r}; allowed: {allowed}")
     return SLO(expr.strip(), metric, field, op, threshold)
+
+
+def split_slos(value: str | list[str] | None) -> list[str]:
+    """SLO expressions from the command line (repeated option) or the web form (one field,
+    comma-separated): flattened, blanks dropped. No expression contains a comma."""
+    if not value:
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    return [e.strip() for item in items for e in str(item).split(",") if e.strip()]
+
+
+def check_slos(exprs: list[str]) -> list[SLO]:
+    """Parse a whole set of SLOs, refusing the ones that can never be judged: goodput counts
+    requests meeting the latency SLOs, so without one it has nothing to count."""
+    slos = [parse_slo(e) for e in exprs]
+    if any(s.field == "request_goodput" for s in slos) and goodput_predicate(slos) is None:
+        raise SLOError(
+            "request_goodput needs a latency SLO to count good requests, e.g. "
+            "--llm-slo 'ttft_p99<=800ms' (an upper bound on ttft, tpot or e2el)"
+        )
+    return slos
 
 
 def evaluate(slos: list[SLO], summary: dict[str, Any]) -> list[dict[str, Any]]:

@@ -34,10 +34,11 @@ from locust_llm import __version__
 from locust_llm.checks import (
     SLO_EXIT_CODE,
     SLOError,
+    check_slos,
     evaluate,
     format_rows,
     goodput_predicate,
-    parse_slo,
+    split_slos,
 )
 from locust_llm.metrics.collector import Collector
 from locust_llm.metrics.record import LLMResult
@@ -73,9 +74,23 @@ def _positive_int(text: str) -> int:
     return v
 
 
+class Verbatim(str):
+    """Help text shown as written both by ``--help`` (argparse %-formats it, so ``1%`` would
+    need ``1%%``) and by the web form (which shows the raw text, so ``%%`` would show)."""
+
+    def __mod__(self, _params: Any) -> str:
+        return str(self)
+
+
 def add_arguments(parser: Any) -> None:
-    """Register ``--llm-*`` options on Locust's parser (shown in the web UI where useful)."""
-    a = parser.add_argument
+    """Register ``--llm-*`` options on Locust's parser. Only options a new test started from
+    the web form can still change are in the form; the rest are read once at start."""
+    if "--llm-model" in getattr(parser, "_option_string_actions", {}):
+        return  # already registered on this parser (the --help hook, then the plugin)
+
+    def a(*args: Any, include_in_web_ui: bool = False, **kw: Any) -> Any:
+        return parser.add_argument(*args, include_in_web_ui=include_in_web_ui, **kw)
+
     a(
         "--llm-model",
         default=None,
@@ -111,7 +126,18 @@ def add_arguments(parser: Any) -> None:
         include_in_web_ui=False,
         help="Bearer API key (default: $OPENAI_API_KEY); never logged, not shown in the web UI",
     )
-    a("--llm-records", default=None, help="Write one JSON line per finished request to PATH")
+    a(
+        "--llm-records",
+        default=None,
+        help="Write one JSON line per finished request to PATH (replaced at each run, as "
+        "--csv is; see --llm-records-append)",
+    )
+    a(
+        "--llm-records-append",
+        action="store_true",
+        default=False,
+        help="Append to an existing --llm-records file instead of replacing it",
+    )
     a(
         "--llm-summary",
         default=None,
@@ -120,9 +146,13 @@ def add_arguments(parser: Any) -> None:
     a(
         "--llm-slo",
         action="append",
-        default=[],
-        help="SLO checked at quit, repeatable: ttft_p95<=800ms, itl_p99<=60ms, error_rate<=1%%, "
-        "output_throughput>=500. Any FAIL makes locust exit with code 3",
+        default=None,  # not []: Locust's form would convert the typed text with int()
+        include_in_web_ui=True,
+        help=Verbatim(
+            "SLO checked at quit, repeatable (comma-separated in the web form): "
+            "ttft_p95<=800ms, itl_p99<=60ms, error_rate<=1%, output_throughput>=500. "
+            "Any FAIL makes locust exit with code 3"
+        ),
     )
     a(
         "--llm-warmup",
@@ -187,8 +217,15 @@ def add_arguments(parser: Any) -> None:
     a(
         "--llm-metrics-url",
         action="append",
-        default=[],
+        default=None,
         help="Server /metrics URL(s) to scrape for the LLM tab (default: the started backend's)",
+    )
+    a(
+        "--llm-skip-preflight",
+        action="store_true",
+        default=False,
+        help="Start the users without the pre-flight check (server reachable, model served, "
+        "one streamed request): to measure a server that fails",
     )
 
 
@@ -221,6 +258,7 @@ class LLMRuntime:
         self.worker_cpu: dict[str, float] = {}
         self.stack = None
         self.peak_users = 0
+        self.backoff_logged: set[str] = set()  # failure kinds already logged by users
 
     def configure(self) -> None:
         """(Re)read the ``--llm-*`` options: at init, and on workers again at test start,
@@ -243,7 +281,7 @@ class LLMRuntime:
         self.timestamps_mode: str = get("llm_timestamps", "auto") or "auto"
         # None: each user class's own network_timeout applies (LLMUser: 600 s)
         self.timeout: float | None = get("llm_timeout")
-        self.slos = [parse_slo(x) for x in (get("llm_slo", []) or [])]
+        self.slos = check_slos(split_slos(get("llm_slo")))
         self.collector.good = goodput_predicate(self.slos)
         self.summary_path: str | None = get("llm_summary")
         records = get("llm_records")
@@ -526,11 +564,16 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     if opts is None:
         return
     try:
-        for expr in opts.llm_slo or []:
-            parse_slo(expr)
+        check_slos(split_slos(opts.llm_slo))
     except SLOError as e:
         sys.stderr.write(f"locust-llm: --llm-slo: {e}\n")
         sys.exit(2)
+    records = getattr(opts, "llm_records", None)
+    if records and not isinstance(environment.runner, WorkerRunner):
+        # a new run replaces the file (as --csv does); workers append to what the master
+        # (or the local runner) truncated here, before any test has started
+        if not getattr(opts, "llm_records_append", False):
+            _truncate(records)
     key = (getattr(opts, "llm_api_key", "") or "").strip()
     if key and not _valid_header_value(key):
         # a key with a line break or non-Latin-1 text cannot go into an HTTP header: every
@@ -540,11 +583,85 @@ def _on_init(environment: Any, **_kw: Any) -> None:
             "characters that cannot be sent in an HTTP header; check how it was set\n"
         )
         sys.exit(2)
+    from locust_llm.preflight import PreflightError, check_options
+
+    try:
+        check_options(opts)  # files and option values: no user may spawn on a typo
+    except PreflightError as e:
+        _fail(str(e))
     rt = runtime(environment)
     if not isinstance(environment.runner, WorkerRunner):
         from locust_llm import embedded
 
         embedded.start_backend(environment, rt)
+        if getattr(opts, "headless", False) or getattr(opts, "autostart", False):
+            # the web UI runs it when START is pressed: the host may be typed into the form
+            try:
+                preflight(environment, rt)
+            except PreflightError as e:
+                embedded.stop_backend(rt)
+                _fail(str(e))
+
+
+def _fail(message: str) -> None:
+    from locust_llm.preflight import SKIP_HINT
+
+    hint = f"; {SKIP_HINT}" if "pre-flight" not in message else ""
+    sys.stderr.write(f"locust-llm: pre-flight failed: {message}{hint}\n")
+    sys.exit(1)
+
+
+def llm_path(environment: Any) -> str | None:
+    """The endpoint the test's LLM users stream from (the first such user class)."""
+    for cls in getattr(environment, "user_classes", None) or []:
+        path = getattr(cls, "path", None)
+        if isinstance(path, str) and path.startswith("/v1/") and hasattr(cls, "stream_request"):
+            return path
+    return None
+
+
+def preflight(environment: Any, rt: LLMRuntime) -> None:
+    """Server reachable, model(s) served, one streamed request (skipped by
+    ``--llm-skip-preflight`` or when no LLM user is in the test)."""
+    from locust_llm.preflight import PreflightError, check_server
+
+    opts = environment.parsed_options
+    if opts is not None and getattr(opts, "llm_skip_preflight", False):
+        return
+    path = llm_path(environment)
+    if path is None:
+        return
+    mix = []
+    spec = getattr(opts, "llm_model_mix", None)
+    if spec:
+        from locust_llm.workload.mix import parse_model_mix
+
+        mix = parse_model_mix(spec).models
+    rt.configure()  # the web form may have changed --llm-model
+    try:
+        found = check_server(
+            environment.host,
+            path=path,
+            model=rt.model,
+            auth_header=rt.auth_header,
+            timeout=min(rt.timeout or 60.0, 60.0),
+            models_wanted=mix,
+        )
+    except PreflightError as e:
+        raise PreflightError(redact(str(e), rt.api_key)) from None
+    if rt.model is None:
+        rt.model = found.model
+    log.info("locust-llm: pre-flight passed: %s serves %s", environment.host, found.model)
+
+
+def _truncate(path: str) -> None:
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "wb"):
+            pass
+    except OSError as e:
+        sys.stderr.write(f"locust-llm: cannot write --llm-records {path}: {e}\n")
+        sys.exit(1)
 
 
 @events.report_to_master.add_listener

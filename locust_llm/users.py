@@ -20,6 +20,7 @@ from locust import FastHttpUser
 from locust.exception import CatchResponseError
 
 from locust_llm import plugin
+from locust_llm.backoff import Backoff, is_immediate, kind_of
 from locust_llm.metrics.record import LLMResult
 from locust_llm.protocol import (
     CHAT_PATH,
@@ -65,6 +66,7 @@ class LLMUser(FastHttpUser):
             "Accept-Encoding": "identity",
         }
         self._kernel_ts = self.llm.install_client(self.client, self.host)
+        self._backoff = Backoff()
 
     # -- public API -------------------------------------------------------------------------
     @property
@@ -141,7 +143,12 @@ class LLMUser(FastHttpUser):
                     meta = r.request_meta
                     meta["response_time"] = res.e2e if res.e2e is not None else res.stream_closed
                     meta["response_length"] = res.output_tokens
-                    if res.error is not None:
+                    if res.aborted:
+                        # cut off by the client (users stopped, a caller's timeout): neither a
+                        # success nor a server failure, so Locust's table, CSV and HTML leave it
+                        # out, as the LLM summary's "failed" does (it counts it as aborted)
+                        pass
+                    elif res.error is not None:
                         r.failure(res.error)
                     else:
                         r.success()
@@ -160,7 +167,27 @@ class LLMUser(FastHttpUser):
             if res.error is not None:
                 res.error = plugin.redact(res.error, llm.api_key)
             llm.finish(res)
+        self._back_off(res)
         return res
+
+    def _back_off(self, res: LLMResult) -> None:
+        failed = res.error is not None and is_immediate(
+            res.status, res.ttft is not None, res.aborted
+        )
+        delay = self._backoff.next_delay(failed)
+        if delay <= 0:
+            return
+        kind = kind_of(res.status, res.error or "")
+        logged = self.llm.backoff_logged
+        if kind not in logged:
+            logged.add(kind)
+            plugin.log.warning(
+                "locust-llm: requests fail at once (%s); each user now waits up to %gs "
+                "between such attempts (logged once per kind)",
+                res.error,
+                self._backoff.cap,
+            )
+        gevent.sleep(delay)
 
     def _report_failure(self, res: LLMResult, path: str, response_time_ms: float) -> None:
         """A failure Locust's own request machinery never saw: put it in its stats."""

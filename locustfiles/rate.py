@@ -21,6 +21,7 @@ import time
 import gevent
 import gevent.lock
 from locust import constant, events, task
+from locust.user.users import LOCUST_STATE_STOPPING
 
 from locust_llm.users import OpenAIChatUser
 from locust_llm.workload import locust_options as wo
@@ -47,9 +48,10 @@ def _reset(**_kw):
 def _loop(environment, users_here):
     """Per-process open-loop state, built on first use (after the split message)."""
     if not _STATE:
+        state: dict = {}
         opts = environment.parsed_options
         index, count, start = wo.split_info()
-        _STATE["schedule"] = iter(
+        state["schedule"] = iter(
             ArrivalSchedule(
                 opts.llm_rate,
                 opts.llm_arrival,
@@ -59,16 +61,17 @@ def _loop(environment, users_here):
                 count=count,
             )
         )
-        _STATE["start"] = start if start is not None else time.time()
+        state["start"] = start if start is not None else time.time()
         cap = opts.llm_max_inflight
-        _STATE["slots"] = (
+        state["slots"] = (
             gevent.lock.BoundedSemaphore(wo.inflight_share(environment, users_here))
             if cap
             else None
         )
-        _STATE["prompts"] = wo.prompt_source(environment)
-        _STATE["mix"] = wo.model_mix(environment)
-        _STATE["rng"] = random.Random(f"mix:{opts.llm_seed}:{index}")
+        state["prompts"] = wo.prompt_source(environment)
+        state["mix"] = wo.model_mix(environment)
+        state["rng"] = random.Random(f"mix:{opts.llm_seed}:{index}")
+        _STATE.update(state)  # all or nothing: a failed build is retried, never half-used
     return _STATE
 
 
@@ -82,6 +85,10 @@ class RateUser(OpenAIChatUser):
         delay = scheduled - time.time()
         if delay > 0:
             gevent.sleep(delay)
+        if self._state == LOCUST_STATE_STOPPING:
+            # the run ended while this slot slept (graceful stop, --stop-timeout): an
+            # arrival scheduled after the end is not part of the run
+            return
         slots = loop["slots"]
         if slots is not None:
             slots.acquire()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -54,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     extra = [a for a in args.serve_args if a != "--"] if args.serve_args else []
+    cpu_dir = os.path.join(args.sysfs_root, "devices", "system", "cpu")
+    if args.sysfs_root != "/sys" and not os.path.isdir(cpu_dir):
+        # a typo here would otherwise plan this host's topology, not the machine meant
+        print(
+            f"locust-llm plan: --sysfs-root {args.sysfs_root}: no {cpu_dir}; give the root of "
+            "a sysfs copy (the folder holding devices/system/cpu)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         topo = Topology()
         if args.sysfs_root != "/sys" or args.backend == "cpu":

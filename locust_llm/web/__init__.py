@@ -64,6 +64,13 @@ def setup_web_ui(environment: Any) -> None:
     _STATE["data"] = data
 
 
+@events.init_command_line_parser.add_listener
+def _on_parser(parser: Any, **_kw: Any) -> None:
+    from locust_llm.web.routes import remember_parser
+
+    remember_parser(parser)
+
+
 @events.init.add_listener
 def _on_init(environment: Any, **_kw: Any) -> None:
     setup_web_ui(environment)

@@ -155,9 +155,67 @@ def make_blueprint(data: LiveData, scraper: ServerScraper | None, auth: Any) -> 
     @bp.route("/metrics")
     @auth
     def metrics() -> Response:
-        return Response(prometheus.render(data.prom_snapshot), mimetype=prometheus.CONTENT_TYPE)
+        # content_type, not mimetype: Flask appends "; charset=utf-8" to a mimetype, and
+        # CONTENT_TYPE already carries it
+        return Response(prometheus.render(data.prom_snapshot), content_type=prometheus.CONTENT_TYPE)
 
     return bp
+
+
+def check_swarm_form(environment: Any) -> Response | None:
+    """START pressed: check the ``--llm-*`` fields and run the pre-flight before Locust
+    touches them; a problem answers ``success: false`` with its message, which the form shows
+    (as it does Locust's own "Invalid user_count")."""
+    from werkzeug.datastructures import ImmutableMultiDict
+
+    from locust_llm import plugin
+    from locust_llm.preflight import PreflightError
+    from locust_llm.web.form import FormError, clean_form, form_fields
+
+    def refuse(message: str) -> Response:
+        return _json({"success": False, "message": message, "host": environment.host})
+
+    try:
+        cleaned = clean_form(form_fields(request.form), option_actions())
+    except FormError as e:
+        return refuse(str(e))
+    if cleaned:
+        fields = [(k, v) for k, v in request.form.items(multi=True) if k not in cleaned]
+        request.form = ImmutableMultiDict([*fields, *cleaned.items()])
+    opts = environment.parsed_options
+    if opts is None or getattr(opts, "llm_skip_preflight", False):
+        return None
+    # what the pre-flight tests is what this run will use: the typed host, model, SLOs
+    host = (request.form.get("host") or environment.host or "").replace("<", "").replace(">", "")
+    rt = plugin.runtime(environment)
+    saved = (environment.host, dict(vars(opts)), rt.model)
+    try:
+        environment.host = host or environment.host
+        for k, v in cleaned.items():
+            if k == "llm_model":
+                opts.llm_model = v or None
+        plugin.preflight(environment, rt)
+    except PreflightError as e:
+        rt.model = saved[2]
+        return refuse(f"pre-flight failed: {e} (or start locust with --llm-skip-preflight)")
+    finally:
+        environment.host = saved[0]
+        vars(opts).clear()
+        vars(opts).update(saved[1])
+    return None
+
+
+_PARSER: dict[str, Any] = {}
+
+
+def remember_parser(parser: Any) -> None:
+    """Keep Locust's parser: the form is checked against its ``--llm-*`` actions."""
+    _PARSER["parser"] = parser
+
+
+def option_actions() -> list[Any]:
+    parser = _PARSER.get("parser")
+    return [a for a in getattr(parser, "_actions", []) if a.dest.startswith("llm_")]
 
 
 def install(environment: Any, scraper: ServerScraper | None) -> LiveData:
@@ -166,6 +224,12 @@ def install(environment: Any, scraper: ServerScraper | None) -> LiveData:
     data = LiveData(environment)
     web_ui.app.register_blueprint(make_blueprint(data, scraper, web_ui.auth_required_if_enabled))
     web_ui.template_args.update(tab_template_args())
+
+    @web_ui.app.before_request
+    def _llm_swarm_form() -> Response | None:
+        if request.method != "POST" or request.path != "/swarm":
+            return None
+        return check_swarm_form(environment)
 
     @web_ui.app.after_request
     def _llm_hooks(response: Response) -> Response:

@@ -54,7 +54,14 @@ def _spec(parse):
 
 
 def add_workload_arguments(parser: Any) -> None:
-    a = parser.add_argument
+    """The workload options; only those a new test from the web form can change are in it
+    (the rest, such as the dataset, are read once when the locustfile starts)."""
+    if "--llm-rate" in getattr(parser, "_option_string_actions", {}):
+        return  # already on this parser (the --help hook, then the locustfile)
+
+    def a(*args: Any, include_in_web_ui: bool = False, **kw: Any) -> Any:
+        return parser.add_argument(*args, include_in_web_ui=include_in_web_ui, **kw)
+
     a(
         "--llm-rate",
         type=float,
@@ -153,6 +160,50 @@ def register() -> None:
     )
     events.init.add_listener(_on_init)
     events.test_start.add_listener(_on_test_start)
+    from locust_llm.preflight import add_option_check
+
+    add_option_check(check_workload_options)
+
+
+_DATASETS: dict[tuple[str, str], Any] = {}
+
+
+def _dataset(path: str, fmt: str):
+    """Load a dataset once per process (the pre-flight loads it; the users reuse it)."""
+    key = (path, fmt)
+    if key not in _DATASETS:
+        import logging
+
+        ds = load_dataset(path, fmt)
+        logging.getLogger("locust_llm").info(
+            "locust-llm: dataset %s: %d entries loaded, %d skipped (no user turn)",
+            path, len(ds.entries), ds.skipped,
+        )  # fmt: skip
+        _DATASETS[key] = ds
+    return _DATASETS[key]
+
+
+def check_workload_options(opts: Any) -> None:
+    """The workload's files and specs, before any user spawns: a typo in a dataset path
+    must stop the run with its one-line reason, not fail every request of it."""
+    from locust_llm.preflight import PreflightError
+
+    from .datasets import DatasetError
+
+    if opts is None:
+        return
+    dataset = getattr(opts, "llm_dataset", None)
+    try:
+        if dataset:
+            _dataset(dataset, getattr(opts, "llm_dataset_format", "auto") or "auto")
+        load_tokenizer(getattr(opts, "llm_tokenizer", None))
+        spec = getattr(opts, "llm_model_mix", None)
+        if spec:
+            parse_model_mix(spec)
+    except DatasetError as e:
+        raise PreflightError(f"--llm-dataset {e}") from None
+    except (SpecError, ValueError, OSError) as e:
+        raise PreflightError(str(e)) from None
 
 
 # -- open-loop split --------------------------------------------------------------------
@@ -209,7 +260,7 @@ def prompt_source(environment: Any):
     tokenizer = load_tokenizer(_opt(environment, "llm_tokenizer"))
     dataset = _opt(environment, "llm_dataset")
     if dataset:
-        ds = load_dataset(dataset, _opt(environment, "llm_dataset_format", "auto") or "auto")
+        ds = _dataset(dataset, _opt(environment, "llm_dataset_format", "auto") or "auto")
         return ds.prompts(seed=seed + index, tokenizer=tokenizer)
     groups = _opt(environment, "llm_prefix_groups", 0) or 0
     prefixes = None
@@ -232,7 +283,7 @@ def conversation_source(environment: Any) -> ConversationSource:
     index, _, _ = split_info()
     dataset = _opt(environment, "llm_dataset")
     ds = (
-        load_dataset(dataset, _opt(environment, "llm_dataset_format", "auto") or "auto")
+        _dataset(dataset, _opt(environment, "llm_dataset_format", "auto") or "auto")
         if dataset
         else None
     )

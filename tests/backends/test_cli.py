@@ -45,3 +45,14 @@ def test_top_level_dispatch(capsys):
 
     assert top(["plan", "--model", "M", "--replicas", "2", "--dry-run"]) == 0
     assert "backend: emulator" in capsys.readouterr().out
+
+
+def test_plan_sysfs_root_that_does_not_exist_is_an_error(capsys) -> None:
+    from locust_llm.backends.cli import main
+
+    assert (
+        main(["--backend", "cpu", "--model", "m", "--dry-run", "--sysfs-root", "/nonexistent/path"])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "--sysfs-root /nonexistent/path" in err and len(err.strip().splitlines()) == 1

@@ -180,7 +180,9 @@ def test_greenlet_exit_counts_as_aborted(server):
     g = gevent.spawn(u.chat, "hi")
     gevent.sleep(0.3)
     g.kill(gevent.GreenletExit)
-    assert env.stats.get("/v1/chat/completions", "POST").num_failures == 1
+    # not a server failure: Locust's table leaves it out, as the LLM summary's "failed" does
+    row = env.stats.get("/v1/chat/completions", "POST")
+    assert row.num_failures == 0 and row.num_requests == 0
     w = env.llm.collector.merged()
     assert w.aborted == 1 and w.failed == 0
 

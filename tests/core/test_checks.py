@@ -67,3 +67,30 @@ def test_goodput_uses_each_requests_own_latencies():
     slow_total = LLMResult("x", ttft=50.0, e2e=1500.0, output_tokens=10)
     assert good(fast) and not good(slow_first) and not good(slow_total)
     assert goodput_predicate([parse_slo("error_rate<=1%")]) is None
+
+
+@pytest.mark.parametrize(
+    "exprs, needle",
+    [
+        (["ttft_p97<=800ms"], "p97 is not measured"),
+        (["request_goodput>=1"], "needs a latency SLO"),
+        (["error_rate<=1"], "write 1%"),
+        (["error_rate<=150%"], "between 0% and 100%"),
+    ],
+)
+def test_slos_that_can_never_be_judged_are_refused_at_start(exprs, needle) -> None:
+    from locust_llm.checks import check_slos
+
+    with pytest.raises(SLOError, match=needle):
+        check_slos(exprs)
+
+
+def test_slo_sets_that_can_be_judged() -> None:
+    from locust_llm.checks import check_slos, split_slos
+
+    exprs = split_slos(["ttft_p99.9<=1s, request_goodput>=1", "error_rate<=0.5"])
+    assert [s.expr for s in check_slos(exprs)] == [
+        "ttft_p99.9<=1s",
+        "request_goodput>=1",
+        "error_rate<=0.5",
+    ]
