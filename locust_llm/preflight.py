@@ -23,6 +23,8 @@ from typing import Any
 
 import orjson
 
+from locust_llm.errors import describe_connect_error
+
 __all__ = [
     "PreflightError",
     "ServerCheck",
@@ -67,15 +69,6 @@ def _client(url: Any, timeout: float) -> Any:
     return HTTPClient.from_url(url, connection_timeout=5.0, network_timeout=timeout)
 
 
-def _reach_error(url: str, e: BaseException) -> str:
-    if isinstance(e, ConnectionRefusedError):
-        return f"{url}: connection refused: is the server running and the port right?"
-    text = str(e) or type(e).__name__
-    if "timed out" in text or isinstance(e, TimeoutError):
-        return f"{url}: no answer in time: host unreachable, or the server is still starting?"
-    return f"{url}: cannot reach the server ({type(e).__name__}: {text})"
-
-
 def list_models(host: str, headers: dict[str, str], timeout: float) -> list[str]:
     from geventhttpclient import URL
 
@@ -91,7 +84,7 @@ def list_models(host: str, headers: dict[str, str], timeout: float) -> list[str]
         finally:
             client.close()
     except Exception as e:
-        raise PreflightError(_reach_error(str(url), e)) from None
+        raise PreflightError(describe_connect_error(e, str(url))) from None
     if status != 200:
         raise PreflightError(f"GET {url}: {error_message(status, body)}")
     try:
@@ -126,7 +119,7 @@ def _stream_once(host: str, path: str, body: dict[str, Any], headers: dict, time
         finally:
             client.close()
     except Exception as e:
-        raise PreflightError(f"{what}: {_reach_error(str(url), e)}") from None
+        raise PreflightError(f"{what}: {describe_connect_error(e, str(url))}") from None
     if status != 200:
         raise PreflightError(f"{what}: {error_message(status, data)}")
     if ctype and not ctype.startswith("text/event-stream"):

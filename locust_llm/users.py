@@ -21,6 +21,7 @@ from locust.exception import CatchResponseError
 
 from locust_llm import plugin
 from locust_llm.backoff import Backoff, is_immediate, kind_of
+from locust_llm.errors import describe_connect_error
 from locust_llm.metrics.record import LLMResult
 from locust_llm.protocol import (
     CHAT_PATH,
@@ -113,7 +114,7 @@ class LLMUser(FastHttpUser):
                     res.status = r.status_code or 0
                     err = getattr(r, "error", None)
                     if err is not None and not res.status:
-                        res.error = _connect_error(err, self.host)
+                        res.error = describe_connect_error(err, self.host)
                     elif res.status != 200:
                         res.error = error_message(res.status, _body(r))
                     elif not _is_event_stream(r):
@@ -419,24 +420,6 @@ def _not_a_stream(r: Any) -> str:
         f"HTTP 200 with Content-Type {ctype!r}, not text/event-stream: "
         "is this an OpenAI-compatible endpoint?"
     )
-
-
-def _connect_error(err: BaseException, host: str | None) -> str:
-    kind = type(err).__name__
-    if isinstance(err, ConnectionRefusedError):
-        return f"connection refused by {host}: is the server running and the port right? ({kind})"
-    if isinstance(err, (TimeoutError, gevent.Timeout)):
-        return f"connect timeout to {host}: host unreachable or firewalled? ({kind})"
-    text = str(err) or kind
-    if "SSL" in kind or "ssl" in text.lower():
-        return f"TLS error talking to {host}: wrong scheme (http vs https)? ({kind}: {text})"
-    if "timed out" in text:  # geventhttpclient wraps it: RetriesExceeded(... original=timed out)
-        return (
-            f"no response from {host} in time (connecting, or waiting for the response "
-            f"headers): host unreachable, server overloaded, or a proxy holding the response? "
-            f"({kind})"
-        )
-    return f"cannot reach {host}: {kind}: {text}"
 
 
 class OpenAIChatUser(LLMUser):

@@ -60,12 +60,35 @@ def test_bad_option_values_exit_nonzero_without_traceback(args, needle):
 
 
 @pytest.mark.parametrize("with_model", [True, False])
-def test_connection_refused_is_named_and_fails_the_run(tmp_path, with_model):
+def test_connection_refused_stops_the_run_in_preflight(tmp_path, with_model):
+    """Before any user spawns: one line naming the address, exit 1, no summary of a run
+    that never started."""
     port = free_port()
     extra = ["--llm-model", "m"] if with_model else []
     p = run_locust(
         [*RUN3, "--host", f"http://127.0.0.1:{port}", *extra, "--llm-summary", f"{tmp_path}/s.json"]
     )
+    out = p.stdout + p.stderr
+    assert p.returncode == 1, out[-3000:]
+    lines = [ln for ln in out.splitlines() if "pre-flight failed" in ln]
+    assert len(lines) == 1, out[-3000:]
+    assert f"127.0.0.1:{port}" in lines[0] and "connection refused" in lines[0]
+    assert "--llm-skip-preflight" in lines[0]
+    assert "connection refused by" in lines[0]  # the same words as a refused request in a run
+    assert "Spawning" not in out and "Ramping to" not in out, out[-3000:]
+    no_traceback(out)
+
+
+@pytest.mark.parametrize("with_model", [True, False])
+def test_connection_refused_is_named_and_fails_the_run(tmp_path, with_model):
+    """With the pre-flight skipped the run measures the dead server: every failure counted
+    under its own message."""
+    port = free_port()
+    extra = ["--llm-model", "m"] if with_model else []
+    p = run_locust(
+        [*RUN3, "--llm-skip-preflight", "--host", f"http://127.0.0.1:{port}", *extra,
+         "--llm-summary", f"{tmp_path}/s.json"]
+    )  # fmt: skip
     out = p.stdout + p.stderr
     assert p.returncode == 1, out[-3000:]
     if with_model:
@@ -80,11 +103,20 @@ def test_connection_refused_is_named_and_fails_the_run(tmp_path, with_model):
 
 def test_wrong_scheme_https_to_http_server(emulator):
     url = emulator(*FAST_EMU.split())
-    p = run_locust([*RUN3, "--host", url.replace("http://", "https://"), "--llm-model", "m"])
+    p = run_locust(
+        [*RUN3, "--llm-skip-preflight", "--host", url.replace("http://", "https://"),
+         "--llm-model", "m"]
+    )  # fmt: skip
     out = p.stdout + p.stderr
     assert p.returncode == 1
     assert "wrong scheme (http vs https)?" in out, out[-3000:]
     no_traceback(out)
+    # the pre-flight, not skipped, stops the run with the same diagnosis
+    p = run_locust([*RUN3, "--host", url.replace("http://", "https://"), "--llm-model", "m"])
+    out = p.stdout + p.stderr
+    assert p.returncode == 1
+    (line,) = [ln for ln in out.splitlines() if "pre-flight failed" in ln]
+    assert "wrong scheme (http vs https)?" in line, out[-3000:]
 
 
 def test_non_openai_server_and_http_errors_each_get_a_clear_message(bad_server, tmp_path):
@@ -92,7 +124,8 @@ def test_non_openai_server_and_http_errors_each_get_a_clear_message(bad_server, 
     every answer is a counted failure with its own message; nothing counts as success."""
     rec, html = tmp_path / "r.jsonl", tmp_path / "locust.html"
     p = run_locust(
-        [*CHAT, "-u", "3", "-r", "3", "-t", "3s", "--host", bad_server.url, "--llm-model", "m",
+        [*CHAT, "-u", "3", "-r", "3", "-t", "3s", "--llm-skip-preflight", "--host", bad_server.url,
+         "--llm-model", "m",
          "--llm-records", str(rec), "--llm-summary", str(tmp_path / "s.json"), "--html", str(html)]
     )  # fmt: skip
     out = p.stdout + p.stderr
@@ -111,10 +144,19 @@ def test_non_openai_server_and_http_errors_each_get_a_clear_message(bad_server, 
 
 def test_non_openai_models_endpoint_is_a_counted_failure(bad_server):
     """Without --llm-model the model lookup hits an HTML page: say so, count it."""
-    p = run_locust([*RUN3, "--host", bad_server.url])
+    p = run_locust([*RUN3, "--llm-skip-preflight", "--host", bad_server.url])
     out = p.stdout + p.stderr
     assert p.returncode == 1
     assert "not an OpenAI model list; pass --llm-model" in out, out[-3000:]
+    no_traceback(out)
+
+
+def test_non_openai_server_stops_the_run_in_preflight(bad_server):
+    p = run_locust([*RUN3, "--host", bad_server.url])
+    out = p.stdout + p.stderr
+    assert p.returncode == 1
+    (line,) = [ln for ln in out.splitlines() if "pre-flight failed" in ln]
+    assert bad_server.url in line, out[-3000:]
     no_traceback(out)
 
 
