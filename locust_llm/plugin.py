@@ -221,6 +221,8 @@ class LLMRuntime:
         self.worker_cpu: dict[str, float] = {}
         self.stack = None
         self.peak_users = 0
+        self.spawned_at: float | None = None  # epoch: load fully spawned (saturation window)
+        self.stopped_at: float | None = None  # epoch: users told to stop (drain left out)
 
     def configure(self) -> None:
         """(Re)read the ``--llm-*`` options: at init, and on workers again at test start,
@@ -403,7 +405,17 @@ class LLMRuntime:
                 for p in phases
             ]
         s["slo"] = evaluate(self.slos, s)
+        s["saturation"] = self.saturation(s.get("intervals") or [])
         return s
+
+    def saturation(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """The over-saturation verdict on the measured seconds: after spawning and warm-up,
+        before the users were told to stop (ramps and drains are trends, not a queue)."""
+        from locust_llm.metrics.saturation import detect
+
+        start = max(self.spawned_at or 0.0, (self.first_start or 0.0) + self.warmup_s)
+        end = self.stopped_at - 1.0 if self.stopped_at else None
+        return detect(rows, start_after=start + 1.0 if start else None, end_before=end).to_json()
 
     def cpu_seconds(self) -> float:
         """CPU used by the load generator since the test started: this process's, or on a
@@ -579,7 +591,15 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
     rt.started = 0
     rt.worker_cpu.clear()
     rt.peak_users = 0
+    rt.spawned_at = rt.stopped_at = None
     rt.cpu_start = time.process_time()
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment: Any, **_kw: Any) -> None:
+    rt = runtime(environment)
+    if rt.stopped_at is None:
+        rt.stopped_at = time.time()
 
 
 @events.reset_stats.add_listener
@@ -600,6 +620,7 @@ def _on_spawning_complete(user_count: int, **_kw: Any) -> None:
         return
     rt = runtime(env)
     rt.peak_users = max(rt.peak_users, user_count)
+    rt.spawned_at = time.time()
     # --reset-stats resets Locust's stats here without firing reset_stats: follow it
     if env.parsed_options is not None and getattr(env.parsed_options, "reset_stats", False):
         rt.collector.reset()
@@ -640,6 +661,11 @@ def write_summary(environment: Any, rt: LLMRuntime) -> dict[str, Any]:
             environment.process_exit_code = SLO_EXIT_CODE
     if s.get("client_bound"):
         log.warning("locust-llm: %s", s["client_bound_reason"])
+    sat = s.get("saturation") or {}
+    if sat.get("detected"):
+        log.warning(
+            "locust-llm: SATURATED %.0fs into the measured load: %s", sat["at_s"], sat["reason"]
+        )
     ratio = s.get("output_tokens_vs_requested")
     if ratio is not None and ratio < SHORT_OUTPUT_RATIO:
         log.warning(
