@@ -185,6 +185,13 @@ def add_arguments(parser: Any) -> None:
         help="Token arrival stamps: kernel receive time (Linux, plain HTTP) or user space",
     )
     a(
+        "--llm-gpu-telemetry",
+        action="store_true",
+        default=False,
+        help="Sample NVML per GPU every 0.2 s in a separate process (on with --llm-backend gpu): "
+        "utilization, power, energy per output token in the summary",
+    )
+    a(
         "--llm-metrics-url",
         action="append",
         default=[],
@@ -221,6 +228,7 @@ class LLMRuntime:
         self.worker_cpu: dict[str, float] = {}
         self.stack = None
         self.peak_users = 0
+        self.gpu_sampler: Any = None  # locust_llm.telemetry.launch.Sampler
         self.spawned_at: float | None = None  # epoch: load fully spawned (saturation window)
         self.stopped_at: float | None = None  # epoch: users told to stop (drain left out)
 
@@ -406,7 +414,24 @@ class LLMRuntime:
             ]
         s["slo"] = evaluate(self.slos, s)
         s["saturation"] = self.saturation(s.get("intervals") or [])
+        if self.gpu_sampler is not None:
+            s["gpu"] = self.gpu_summary(s)
         return s
+
+    def gpu_summary(self, s: dict[str, Any]) -> dict[str, Any]:
+        """GPU figures over the measured window, per replica through the plan's GPU groups."""
+        from locust_llm.telemetry.aggregate import aggregate, read_samples
+
+        groups = {r.name: r.gpus for r in getattr(self.stack, "replicas", []) if r.gpus}
+        out = aggregate(
+            read_samples(self.gpu_sampler.path),
+            output_tokens=s.get("total_output_tokens"),
+            start=s.get("started_at"),
+            end=s.get("ended_at"),
+            groups=groups or None,
+        )
+        out["samples_file"] = str(self.gpu_sampler.path)
+        return out
 
     def saturation(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """The over-saturation verdict on the measured seconds: after spawning and warm-up,
@@ -557,6 +582,13 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         from locust_llm import embedded
 
         embedded.start_backend(environment, rt)
+        if getattr(opts, "llm_gpu_telemetry", False) or getattr(opts, "llm_backend", "") == "gpu":
+            from locust_llm.telemetry.launch import Sampler
+
+            summary = getattr(opts, "llm_summary", None)
+            rt.gpu_sampler = Sampler.start(
+                os.path.dirname(os.path.abspath(summary)) if summary else None
+            )
 
 
 @events.report_to_master.add_listener
@@ -639,6 +671,8 @@ def _on_quitting(environment: Any, **_kw: Any) -> None:
         # is still talking to the backend this listener is about to stop.
         runner.stop()
     try:
+        if rt.gpu_sampler is not None:
+            rt.gpu_sampler.stop()
         if not isinstance(environment.runner, WorkerRunner):
             write_summary(environment, rt)
     finally:

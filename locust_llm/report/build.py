@@ -16,6 +16,7 @@ from .. import __version__
 from . import figures, html
 from .compare import comparisons
 from .load import Scenario, is_scenario_dir, load_runs
+from .searches import load_searches, search_figure, search_text
 from .sweeps import find_sweeps
 from .tables import rows, varying_params, write_csv
 
@@ -72,16 +73,27 @@ def build_report(
         "sweeps": [c.to_json(sw.axis) for sw in sweeps for c in sw.curves],
         "comparisons": [c.to_json() for c in comps],
     }
+    searches = load_searches(run_dirs)
+    if searches:
+        doc["search"] = searches[0] if len(searches) == 1 else searches
     (out / SUMMARY_JSON).write_text(json.dumps(_clean(doc), indent=2, default=str) + "\n")
     path = out / REPORT_HTML
-    path.write_text(render(scenarios, table, columns, params, sweeps, comps, run_ids, title))
+    page = render(scenarios, table, columns, params, sweeps, comps, run_ids, title, searches)
+    path.write_text(page)
     return path
 
 
-def render(scenarios: list[Scenario], table, columns, params, sweeps, comps, run_ids, title) -> str:
+def render(
+    scenarios: list[Scenario], table, columns, params, sweeps, comps, run_ids, title, searches=()
+) -> str:
     page = html.Page(title or f"locust-llm report: {', '.join(run_ids)}")
     page.section("summary", "Summary")
     page.add(html.summary_table(columns, table, params))
+    if searches:
+        page.section("search", "Search")
+        for res in searches:
+            page.figure(search_figure(res))
+            page.add(search_text(res))
     if sweeps:
         page.section("sweeps", "Sweeps")
         for sw in sweeps:
