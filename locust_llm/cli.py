@@ -7,6 +7,10 @@ import sys
 
 SUBCOMMANDS = {
     "run": ("locust_llm.scenarios", "run scenario files: bring up backends, load-test, report"),
+    "search": (
+        "locust_llm.scenarios.search",
+        "find the highest load meeting every SLO: bracket, then bisect",
+    ),
     "report": ("locust_llm.report", "rebuild or merge reports from finished runs"),
     "plan": ("locust_llm.backends.cli", "print a backend plan and the exact commands it runs"),
     "emulate": ("locust_llm.emulator.__main__", "run the vLLM-compatible emulator"),

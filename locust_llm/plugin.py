@@ -215,6 +215,13 @@ def add_arguments(parser: Any) -> None:
         help="Token arrival stamps: kernel receive time (Linux, plain HTTP) or user space",
     )
     a(
+        "--llm-gpu-telemetry",
+        action="store_true",
+        default=False,
+        help="Sample NVML per GPU every 0.2 s in a separate process (on with --llm-backend gpu): "
+        "utilization, power, energy per output token in the summary",
+    )
+    a(
         "--llm-metrics-url",
         action="append",
         default=None,
@@ -259,6 +266,9 @@ class LLMRuntime:
         self.stack = None
         self.peak_users = 0
         self.backoff_logged: set[str] = set()  # failure kinds already logged by users
+        self.gpu_sampler: Any = None  # locust_llm.telemetry.launch.Sampler
+        self.spawned_at: float | None = None  # epoch: load fully spawned (saturation window)
+        self.stopped_at: float | None = None  # epoch: users told to stop (drain left out)
 
     def configure(self) -> None:
         """(Re)read the ``--llm-*`` options: at init, and on workers again at test start,
@@ -441,7 +451,34 @@ class LLMRuntime:
                 for p in phases
             ]
         s["slo"] = evaluate(self.slos, s)
+        s["saturation"] = self.saturation(s.get("intervals") or [])
+        if self.gpu_sampler is not None:
+            s["gpu"] = self.gpu_summary(s)
         return s
+
+    def gpu_summary(self, s: dict[str, Any]) -> dict[str, Any]:
+        """GPU figures over the measured window, per replica through the plan's GPU groups."""
+        from locust_llm.telemetry.aggregate import aggregate, read_samples
+
+        groups = {r.name: r.gpus for r in getattr(self.stack, "replicas", []) if r.gpus}
+        out = aggregate(
+            read_samples(self.gpu_sampler.path),
+            output_tokens=s.get("total_output_tokens"),
+            start=s.get("started_at"),
+            end=s.get("ended_at"),
+            groups=groups or None,
+        )
+        out["samples_file"] = str(self.gpu_sampler.path)
+        return out
+
+    def saturation(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """The over-saturation verdict on the measured seconds: after spawning and warm-up,
+        before the users were told to stop (ramps and drains are trends, not a queue)."""
+        from locust_llm.metrics.saturation import detect
+
+        start = max(self.spawned_at or 0.0, (self.first_start or 0.0) + self.warmup_s)
+        end = self.stopped_at - 1.0 if self.stopped_at else None
+        return detect(rows, start_after=start + 1.0 if start else None, end_before=end).to_json()
 
     def cpu_seconds(self) -> float:
         """CPU used by the load generator since the test started: this process's, or on a
@@ -601,6 +638,13 @@ def _on_init(environment: Any, **_kw: Any) -> None:
             except PreflightError as e:
                 embedded.stop_backend(rt)
                 _fail(str(e))
+        if getattr(opts, "llm_gpu_telemetry", False) or getattr(opts, "llm_backend", "") == "gpu":
+            from locust_llm.telemetry.launch import Sampler
+
+            summary = getattr(opts, "llm_summary", None)
+            rt.gpu_sampler = Sampler.start(
+                os.path.dirname(os.path.abspath(summary)) if summary else None
+            )
 
 
 def _fail(message: str) -> None:
@@ -696,7 +740,15 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
     rt.started = 0
     rt.worker_cpu.clear()
     rt.peak_users = 0
+    rt.spawned_at = rt.stopped_at = None
     rt.cpu_start = time.process_time()
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment: Any, **_kw: Any) -> None:
+    rt = runtime(environment)
+    if rt.stopped_at is None:
+        rt.stopped_at = time.time()
 
 
 @events.reset_stats.add_listener
@@ -717,6 +769,7 @@ def _on_spawning_complete(user_count: int, **_kw: Any) -> None:
         return
     rt = runtime(env)
     rt.peak_users = max(rt.peak_users, user_count)
+    rt.spawned_at = time.time()
     # --reset-stats resets Locust's stats here without firing reset_stats: follow it
     if env.parsed_options is not None and getattr(env.parsed_options, "reset_stats", False):
         rt.collector.reset()
@@ -735,6 +788,8 @@ def _on_quitting(environment: Any, **_kw: Any) -> None:
         # is still talking to the backend this listener is about to stop.
         runner.stop()
     try:
+        if rt.gpu_sampler is not None:
+            rt.gpu_sampler.stop()
         if not isinstance(environment.runner, WorkerRunner):
             write_summary(environment, rt)
     finally:
@@ -757,6 +812,11 @@ def write_summary(environment: Any, rt: LLMRuntime) -> dict[str, Any]:
             environment.process_exit_code = SLO_EXIT_CODE
     if s.get("client_bound"):
         log.warning("locust-llm: %s", s["client_bound_reason"])
+    sat = s.get("saturation") or {}
+    if sat.get("detected"):
+        log.warning(
+            "locust-llm: SATURATED %.0fs into the measured load: %s", sat["at_s"], sat["reason"]
+        )
     ratio = s.get("output_tokens_vs_requested")
     if ratio is not None and ratio < SHORT_OUTPUT_RATIO:
         log.warning(

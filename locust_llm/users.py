@@ -11,6 +11,7 @@ everything else (histograms, stats rows, records) to the end of the request.
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import gevent
@@ -91,10 +92,11 @@ class LLMUser(FastHttpUser):
         name = name or path  # Locust shows it as type POST, name /v1/...
         res = LLMResult(name=name, model=str(body.get("model", "")), queue_time=queue_time)
         res.max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
-        headers = self._headers
+        res.request_id = uuid.uuid4().hex
+        headers = {**self._headers, "X-Request-Id": res.request_id}
         auth = llm.auth_header
         if auth:
-            headers = {**headers, "Authorization": auth}
+            headers["Authorization"] = auth
         data = orjson.dumps(body)
         res.t_start = time.time()
         res.warmup = llm.in_warmup(res.t_start)

@@ -17,6 +17,7 @@ __all__ = ["LLMResult"]
 # fields written to JSONL, in order; the rest (text, timing internals) stay in memory
 _RECORD_FIELDS = (
     "id",
+    "request_id",
     "name",
     "model",
     "t_start",
@@ -51,6 +52,7 @@ class LLMResult:
     name: str
     model: str = ""
     id: str | None = None
+    request_id: str | None = None  # sent as X-Request-Id: vLLM's request id in its logs
     t_start: float = 0.0
     queue_time: float = 0.0
     ttft: float | None = None

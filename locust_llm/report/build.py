@@ -16,6 +16,8 @@ from .. import __version__
 from . import figures, html
 from .compare import comparisons
 from .load import Scenario, is_scenario_dir, load_runs
+from .repeats import repeat_groups, repeats_table
+from .searches import load_searches, search_figure, search_text
 from .sweeps import find_sweeps
 from .tables import rows, varying_params, write_csv
 
@@ -72,16 +74,46 @@ def build_report(
         "sweeps": [c.to_json(sw.axis) for sw in sweeps for c in sw.curves],
         "comparisons": [c.to_json() for c in comps],
     }
+    reps = repeat_groups(scenarios)
+    if reps:
+        doc["repeats"] = reps
+    searches = load_searches(run_dirs)
+    if searches:
+        doc["search"] = searches[0] if len(searches) == 1 else searches
     (out / SUMMARY_JSON).write_text(json.dumps(_clean(doc), indent=2, default=str) + "\n")
     path = out / REPORT_HTML
-    path.write_text(render(scenarios, table, columns, params, sweeps, comps, run_ids, title))
+    page = render(scenarios, table, columns, params, sweeps, comps, run_ids, title, searches, reps)
+    path.write_text(page)
     return path
 
 
-def render(scenarios: list[Scenario], table, columns, params, sweeps, comps, run_ids, title) -> str:
+def render(
+    scenarios: list[Scenario],
+    table,
+    columns,
+    params,
+    sweeps,
+    comps,
+    run_ids,
+    title,
+    searches=(),
+    reps=(),
+) -> str:
     page = html.Page(title or f"locust-llm report: {', '.join(run_ids)}")
     page.section("summary", "Summary")
     page.add(html.summary_table(columns, table, params))
+    if searches:
+        page.section("search", "Search")
+        for res in searches:
+            page.figure(search_figure(res))
+            page.add(search_text(res))
+    if reps:
+        page.section("repeats", "Repeats")
+        page.add(repeats_table(reps))
+        page.add(
+            '<p class="muted">Across repeats: mean, CV = s/mean, 95% CI = mean &plusmn; '
+            "t(0.975, N-1)&middot;s/&radic;N over the repeats' own values.</p>"
+        )
     if sweeps:
         page.section("sweeps", "Sweeps")
         for sw in sweeps:

@@ -110,15 +110,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.validate:
         print(describe(specs))
         return 0
+    from .repeats import expand
+    from .search import file_extras
+
+    try:
+        _, gates = file_extras(args.file)
+    except ScenarioError as e:
+        print(f"locust-llm run: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    specs = expand(specs)
     run_id = args.run_id or args.file.stem
     run_dir = args.out / run_id
-    return run_all(specs, run_dir, fresh=args.fresh, report=not args.no_report)
+    return run_all(specs, run_dir, fresh=args.fresh, report=not args.no_report, gates=gates)
 
 
 def run_all(
-    specs: list[ScenarioSpec], run_dir: Path, *, fresh: bool = False, report: bool = True
+    specs: list[ScenarioSpec],
+    run_dir: Path,
+    *,
+    fresh: bool = False,
+    report: bool = True,
+    gates: list | None = None,
 ) -> int:
-    """Run (or resume) `specs` into `run_dir`; returns the exit code described above."""
+    """Run (or resume) `specs` into `run_dir`; returns the exit code described above.
+    With `gates` the file's result decides (0 when every gate holds, else 3) instead of each
+    scenario's SLOs: a sweep past saturation fails its top levels by design."""
+    from .result import sweep_family
     from .runner import Outcome, Progress, is_done, run_scenario
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -129,16 +146,25 @@ def run_all(
     )
     outcomes: list[Outcome] = []
     interrupted = False
+    saturated_at: dict[str, float] = {}  # sweep family -> lowest saturated axis value
     try:
         for i, spec in enumerate(specs):
             d = run_dir / spec.name
             left = len(specs) - i - 1
+            fam = sweep_family(spec.params, spec.swept)
+            if fam and fam[0] in saturated_at and fam[2] > saturated_at[fam[0]]:
+                progress.skipped(spec)
+                progress.line(spec, f"skipped: {fam[1]}={saturated_at[fam[0]]:g} already saturated")
+                outcomes.append(Outcome(spec.name, "skipped_saturated"))
+                continue
             if not fresh and is_done(d, spec):
                 progress.skipped(spec)
                 progress.line(spec, "finished earlier, kept (use --fresh to re-run)")
                 outcomes.append(Outcome(spec.name, "skipped"))
                 continue
             outcomes.append(run_scenario(spec, d, progress, left))
+            if fam and outcomes[-1].saturated:
+                saturated_at[fam[0]] = min(saturated_at.get(fam[0], fam[2]), fam[2])
     except KeyboardInterrupt:
         interrupted = True
         print(
@@ -165,11 +191,27 @@ def run_all(
             file=sys.stderr,
         )
         return EXIT_ERROR
+    if gates:
+        return _gate(run_dir, gates)
     if slo_failed or skipped_failed:
         names = [o.name for o in slo_failed] + skipped_failed
         print(f"locust-llm run: SLO FAILED in {', '.join(names)}", file=sys.stderr)
         return EXIT_SLO
     return 0
+
+
+def _gate(run_dir: Path, gates: list) -> int:
+    import json
+
+    from .gate import format_row
+    from .result import run_result
+
+    result = run_result(run_dir)
+    rows = [g.check(result) for g in gates]
+    (run_dir / "gate.json").write_text(json.dumps({"result": result, "gate": rows}, indent=2))
+    for r in rows:
+        print(f"locust-llm run: {format_row(r)}", flush=True)
+    return 0 if all(r["passed"] for r in rows) else EXIT_SLO
 
 
 def _done_slo_failed(d: Path) -> bool:

@@ -38,6 +38,7 @@ class Outcome:
     seconds: float = 0.0
     message: str = ""
     slo_passed: bool | None = None
+    saturated: bool = False
 
 
 class Progress:
@@ -206,9 +207,12 @@ def _stop_locust(proc: subprocess.Popen, grace: float = LOCUST_STOP_GRACE) -> No
             continue
 
 
-def run_scenario(spec: ScenarioSpec, d: Path, progress: Progress, left: int) -> Outcome:
+def run_scenario(
+    spec: ScenarioSpec, d: Path, progress: Progress, left: int, warm_stack: Any = None
+) -> Outcome:
     """Run one scenario into directory `d` (wiped first). KeyboardInterrupt propagates after
-    everything started here is stopped."""
+    everything started here is stopped. `warm_stack`: an already running `Stack` to load
+    (a search's probes on one warmed stack); it is left running."""
     from locust_llm.backends import Stack
     from locust_llm.backends.process import spawn
 
@@ -233,28 +237,30 @@ def run_scenario(spec: ScenarioSpec, d: Path, progress: Progress, left: int) -> 
     scraper: Scraper | None = None
     stack = None
     try:
-        progress.line(spec, f"starting backend ({spec.params['backend']})")
-        plan = make_plan_for(spec)
-        stack = Stack(
-            plan,
-            run_dir=d / "backend",
-            log=blog,
-            ready_timeout=float(spec.params.get("ready_timeout") or 900.0),
-        )
-        stack.start()
-        for i, pid in enumerate(stack.pids):
-            pids.add(f"backend-{i}", pid)
-        progress.line(spec, f"backend up at {stack.url} in {time.monotonic() - t_start:.1f}s")
+        if warm_stack is None:
+            progress.line(spec, f"starting backend ({spec.params['backend']})")
+            plan = make_plan_for(spec)
+            stack = Stack(
+                plan,
+                run_dir=d / "backend",
+                log=blog,
+                ready_timeout=float(spec.params.get("ready_timeout") or 900.0),
+            )
+            stack.start()
+            for i, pid in enumerate(stack.pids):
+                pids.add(f"backend-{i}", pid)
+            progress.line(spec, f"backend up at {stack.url} in {time.monotonic() - t_start:.1f}s")
+        live = stack if warm_stack is None else warm_stack
         scraper = Scraper(
-            [Target(r.name, r.model, r.metrics_url) for r in stack.replicas],
-            stack.nginx_status_url,
+            [Target(r.name, r.model, r.metrics_url) for r in live.replicas],
+            live.nginx_status_url,
             d / "server_metrics.jsonl",
         ).start()
         shim = None
         if needs_shim(spec):
             shim = d / "_locust_plugins_shim.py"
             shim.write_text("import locust_plugins  # noqa: F401  registers -i/--ips\n")
-        argv = locust_argv(spec, stack.url, d, shim)
+        argv = locust_argv(spec, live.url, d, shim)
         (d / "locust.cmd").write_text(" ".join(argv) + "\n")
         env = dict(spec.params.get("env") or {})
         proc = spawn(argv, log_path=d / "locust.log", env=env, death_signal=signal.SIGTERM)
@@ -274,8 +280,8 @@ def run_scenario(spec: ScenarioSpec, d: Path, progress: Progress, left: int) -> 
                 event("warmup_end", f"{warm:g}s")
                 warm_marked = True
             if kill and not kill_done and now >= kill["at"]:
-                victim = kill.get("replica") or [r.name for r in stack.replicas if r.launched][-1]
-                stack.kill_replica(victim)
+                victim = kill.get("replica") or [r.name for r in live.replicas if r.launched][-1]
+                live.kill_replica(victim)
                 event("replica_killed", victim)
                 progress.line(spec, f"killed replica {victim} at {now:.1f}s")
                 kill_done = True
@@ -373,6 +379,9 @@ def _collect(
     )
     ttft = summary.get("p50_ttft_ms") or summary.get("median_ttft_ms")
     verdict = "" if passed is None else (" SLO PASS" if passed else " SLO FAIL")
+    saturated = bool((summary.get("saturation") or {}).get("detected"))
+    if saturated:
+        verdict += " SATURATED"
     fails = [s["expr"] for s in slo if not s.get("passed")]
     progress.line(
         spec,
@@ -382,4 +391,10 @@ def _collect(
         + (f" ({', '.join(fails)})" if fails else ""),
         left,
     )
-    return Outcome(spec.name, "slo_failed" if passed is False else "ok", wall, slo_passed=passed)
+    return Outcome(
+        spec.name,
+        "slo_failed" if passed is False else "ok",
+        wall,
+        slo_passed=passed,
+        saturated=saturated,
+    )

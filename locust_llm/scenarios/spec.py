@@ -206,7 +206,10 @@ FIELDS: dict[str, Field] = {
     "env": Field(_env, "environment variables for the Locust process"),
     "kill_replica": Field(_kill, 'fault injection: {at = "20s", replica = "NAME"}'),
     "reference": Field(_bool, "the scenario others are compared with in the report"),
+    "repeat": Field(_pos_int, "run the scenario N times: mean, CV and 95% CI across runs"),
 }
+# file-level keys, read by locust_llm.scenarios.search (search) and .gate (gate)
+FILE_KEYS = ("search", "gate")
 DEFAULTS: dict[str, Any] = {
     "backend": "emulator",
     "locustfile": "locustfiles/chat.py",
@@ -316,7 +319,7 @@ def _validate_entry(
             near = [k for k in FIELDS if k.startswith(key[:3])]
             hint = f" (did you mean {', '.join(near)}?)" if near else ""
             raise err(key, f"unknown key{hint}; allowed: {', '.join(FIELDS)}")
-        if key in ("name", "description", "reference") and isinstance(raw, list):
+        if key in ("name", "description", "reference", "repeat") and isinstance(raw, list):
             raise err(key, f"cannot be swept: give one value ({spec.help})")
         sweep = isinstance(raw, list) and (
             not spec.listy or (raw and all(isinstance(x, list) for x in raw))
@@ -395,7 +398,7 @@ def load_file(path: str | Path) -> list[ScenarioSpec]:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(f"{path}: invalid TOML: {e}") from None
-    unknown = set(doc) - {"defaults", "scenario"}
+    unknown = set(doc) - {"defaults", "scenario", *FILE_KEYS}
     if unknown:
         k = sorted(unknown)[0]
         line = next(
@@ -408,7 +411,7 @@ def load_file(path: str | Path) -> list[ScenarioSpec]:
         )
         raise ScenarioError(
             f"{path}{f':{line}' if line else ''}: unknown top-level key {k!r}; "
-            "a scenario file has [defaults] and [[scenario]] entries"
+            "a scenario file has [defaults], [[scenario]] entries, [search] and gate"
         )
     defaults = doc.get("defaults", {})
     if not isinstance(defaults, dict):

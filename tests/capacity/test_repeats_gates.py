@@ -1,0 +1,121 @@
+"""repeat = N (mean, CV, 95 % CI across runs) and file-level gates, on the emulator."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from locust_llm.report.repeats import mean_ci, t_quantile_975
+from locust_llm.scenarios.gate import parse_gate
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_t_table_matches_scipy():
+    from scipy import stats
+
+    for df in range(1, 31):
+        assert t_quantile_975(df) == pytest.approx(stats.t.ppf(0.975, df), abs=1e-3)
+
+
+def test_ci_covers_the_true_mean_of_a_seeded_source_95_percent_of_the_time():
+    rng = np.random.default_rng(15)
+    hits = 0
+    trials = 4000
+    for _ in range(trials):
+        # five repeats, each the mean ITL of 200 lognormal gaps of mean 20 ms (cv 0.3)
+        sigma = np.sqrt(np.log(1 + 0.3**2))
+        gaps = rng.lognormal(np.log(20) - sigma**2 / 2, sigma, (5, 200))
+        lo, hi = mean_ci(gaps.mean(axis=1))["ci95"]
+        hits += lo <= 20 <= hi
+    assert 0.935 <= hits / trials <= 0.965
+
+
+def test_gate_parse_and_check():
+    g = parse_gate("max_users_meeting_slo >= 40")
+    assert g.check({"max_users_meeting_slo": 45})["passed"]
+    assert not g.check({"max_users_meeting_slo": 30})["passed"]
+    assert not g.check({"max_users_meeting_slo": None})["passed"]  # nothing met: fails
+    with pytest.raises(ValueError, match="FIELD OP NUMBER"):
+        parse_gate("max users >= 4")
+
+
+def locust_llm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "locust_llm.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+SWEEP = """
+gate = "max_users_meeting_slo >= {need}"
+
+[defaults]
+backend = "emulator"
+model = "m"
+serve_args = ["--max-num-seqs", "4"]
+emulator_args = ["--emu-ttft-ms", "30", "--emu-itl-ms", "10"]
+max_tokens = 16
+ignore_eos = true
+run_time = "4s"
+slo = ["ttft_p99<=120ms"]
+
+[[scenario]]
+name = "c{{users}}"
+users = [2, 4, 12]
+"""
+
+
+@pytest.mark.slow
+def test_sweep_gates_on_its_result_not_on_its_overloaded_top(tmp_path):
+    f = tmp_path / "sweep.toml"
+    f.write_text(SWEEP.format(need=4))
+    p = locust_llm("run", str(f), "--out", str(tmp_path), "--no-report")
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert "GATE PASS max_users_meeting_slo >= 4 (got 4)" in p.stdout
+    top = json.loads((tmp_path / "sweep" / "c12" / "summary.json").read_text())
+    assert not all(r["passed"] for r in top["slo"])  # the top level failed its SLO, as meant
+    f.write_text(SWEEP.format(need=12))  # same scenarios (kept), stricter gate
+    p = locust_llm("run", str(f), "--out", str(tmp_path), "--no-report")
+    assert p.returncode == 3 and "GATE FAIL" in p.stdout
+
+
+REPEAT = """
+[defaults]
+backend = "emulator"
+model = "m"
+emulator_args = ["--emu-ttft-ms", "30", "--emu-itl-ms", "20", "--emu-itl-dist", "lognormal"]
+max_tokens = 32
+ignore_eos = true
+run_time = "4s"
+
+[[scenario]]
+name = "rep"
+users = 4
+repeat = 3
+"""
+
+
+@pytest.mark.slow
+def test_repeats_give_mean_cv_and_ci_in_the_run_summary(tmp_path):
+    f = tmp_path / "rep.toml"
+    f.write_text(REPEAT)
+    p = locust_llm("run", str(f), "--out", str(tmp_path))
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    doc = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    (g,) = doc["repeats"]
+    assert g["scenario"] == "rep" and g["repeats"] == ["rep-r1", "rep-r2", "rep-r3"]
+    itl = g["metrics"]["mean_tpot_ms"]
+    lo, hi = itl["ci95"]
+    assert itl["n"] == 3 and lo <= itl["mean"] <= hi and itl["cv"] < 0.1
+    # the emulator's configured mean gap is 20 ms: the CI sits on it (within its step jitter)
+    assert lo - 1.0 <= 20.0 <= hi + 1.0
+    assert "Repeats" in (tmp_path / "rep" / "report.html").read_text()
