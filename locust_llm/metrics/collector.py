@@ -14,8 +14,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from locust_llm.metrics.distribution import EXACT_CAP, Distribution
 from locust_llm.metrics.record import LLMResult
-from locust_llm.metrics.sketch import LogHistogram
 
 __all__ = ["Collector", "Window", "LATENCY_METRICS"]
 
@@ -70,8 +70,8 @@ class Window:
         *_COUNTERS,
     )
 
-    def __init__(self) -> None:
-        self.sketches = {m: LogHistogram() for m in LATENCY_METRICS}
+    def __init__(self, sketch_only: frozenset[str] | set[str] = frozenset()) -> None:
+        self.sketches = {m: Distribution(m not in sketch_only) for m in LATENCY_METRICS}
         self.first_start = math.inf
         self.first_ok = math.inf  # first start of a successful request (vLLM's bucket origin)
         self.last_end = -math.inf
@@ -135,7 +135,7 @@ class Window:
         for c in _COUNTERS:
             setattr(w, c, d.get(c, 0))
         for m, h in d.get("sk", {}).items():
-            w.sketches[m] = LogHistogram.from_dict(h)
+            w.sketches[m] = Distribution.from_dict(h)
         w.first_start = d["fs"] if d.get("fs") is not None else math.inf
         w.last_end = d["le"] if d.get("le") is not None else -math.inf
         w.first_ok = d["fo"] if d.get("fo") is not None else math.inf
@@ -156,8 +156,15 @@ class Collector:
         self,
         good: Callable[[LLMResult], bool] | None = None,
         full_resolution_s: int = FULL_RESOLUTION_S,
+        exact_cap: int = EXACT_CAP,
     ) -> None:
         self.windows: dict[int, Window] = {}
+        # Percentiles are numpy's over the samples until a metric has more than exact_cap of
+        # them in this run (this process's share, on a worker); then that metric's samples are
+        # dropped everywhere and it is sketch-only, so memory and report size stay bounded.
+        self.exact_cap = exact_cap
+        self.sample_counts: dict[str, int] = dict.fromkeys(LATENCY_METRICS, 0)
+        self.sketch_only: set[str] = set()
         self._dirty: set[int] = set()
         self.good = good
         self.inflight = 0
@@ -183,9 +190,9 @@ class Collector:
                 m = sec // 60
                 w = self.archive.get(m)
                 if w is None:
-                    w = self.archive[m] = Window()
+                    w = self.archive[m] = Window(self.sketch_only)
                 return w
-            w = self.windows[sec] = Window()
+            w = self.windows[sec] = Window(self.sketch_only)
             if sec > self._newest:
                 self._newest = sec
                 if not self.shipping and sec - self.full_resolution_s > self._frozen_before:
@@ -223,11 +230,26 @@ class Collector:
     def request_finished(self) -> None:
         self.inflight = max(self.inflight - 1, 0)
 
+    def _count_samples(self, metric: str, n: int) -> None:
+        total = self.sample_counts[metric] = self.sample_counts[metric] + n
+        if total > self.exact_cap and metric not in self.sketch_only:
+            self.sketch_only.add(metric)
+            for group in (self.windows, self.archive):
+                for w in group.values():
+                    w.sketches[metric].drop_samples()
+
     def add(self, r: LLMResult) -> None:
         """Fold one finished request in. O(tokens of that request), i.e. O(1) per token."""
         if r.warmup:
             return
         w = self._window(int(r.t_start))
+        before = [d.count for d in w.sketches.values()]
+        self._add(w, r)
+        for (m, d), n in zip(w.sketches.items(), before, strict=True):
+            if d.count != n:
+                self._count_samples(m, d.count - n)
+
+    def _add(self, w: Window, r: LLMResult) -> None:
         sk = w.sketches
         sk["queue_time"].add(r.queue_time)  # zeros too: the share that did not wait matters
         if r.t_start < w.first_start:
@@ -341,6 +363,8 @@ class Collector:
     def merge_delta(self, data: dict[str, Any]) -> None:
         for s, wd in data.items():
             self._window(int(s)).merge(Window.from_dict(wd))
+            for m, h in wd.get("sk", {}).items():
+                self._count_samples(m, h["n"])
 
     def reset(self) -> None:
         self.windows.clear()
@@ -350,6 +374,8 @@ class Collector:
         self.archived_tokens.clear()
         self.archived_conc.clear()
         self._shipped_inflight.clear()
+        self.sample_counts = dict.fromkeys(LATENCY_METRICS, 0)
+        self.sketch_only.clear()
         self._newest = self._frozen_before = -1
 
     def merged(self, start: float | None = None, end: float | None = None) -> Window:

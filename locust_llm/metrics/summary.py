@@ -185,6 +185,6 @@ def summarize(
     if include_intervals:
         out["intervals"] = interval_rows(collector)
     if include_histograms:
-        out["histograms"] = {m: h.to_dict() for m, h in w.sketches.items()}
+        out["histograms"] = {m: h.sketch.to_dict() for m, h in w.sketches.items()}
     out["meta"] = dict(meta or {})
     return out

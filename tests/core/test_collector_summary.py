@@ -326,7 +326,7 @@ def run_distributed(results: list[LLMResult], workers: int, seed: int, good=None
 
 
 def _canon(s: dict) -> bytes:
-    return orjson.dumps(s, option=orjson.OPT_SORT_KEYS)
+    return orjson.dumps(s, option=orjson.OPT_SORT_KEYS, default=lambda b: bytes(b).hex())
 
 
 @pytest.mark.parametrize("workers", [2, 3])
