@@ -185,6 +185,13 @@ def add_arguments(parser: Any) -> None:
         help="Token arrival stamps: kernel receive time (Linux, plain HTTP) or user space",
     )
     a(
+        "--llm-continuous-usage",
+        action="store_true",
+        default=False,
+        help="Ask for usage in every chunk (vLLM's stream_options.continuous_usage_stats): "
+        "tokens per chunk and a token-weighted ITL",
+    )
+    a(
         "--llm-metrics-url",
         action="append",
         default=[],
@@ -195,6 +202,21 @@ def add_arguments(parser: Any) -> None:
 @events.init_command_line_parser.add_listener
 def _on_parser(parser: Any, **_kw: Any) -> None:
     add_arguments(parser)
+
+
+def _output_tokenizer(path: str | None) -> Any:
+    """The tokenizer that counts output tokens when the server sends no usage (or None)."""
+    if not path:
+        return None
+    from locust_llm.workload.tokens import HFTokenizer
+
+    cached = _TOKENIZERS.get(path)
+    if cached is None:
+        cached = _TOKENIZERS[path] = HFTokenizer.from_file(path)
+    return cached
+
+
+_TOKENIZERS: dict[str, Any] = {}
 
 
 class LLMRuntime:
@@ -243,6 +265,8 @@ class LLMRuntime:
         self.timestamps_mode: str = get("llm_timestamps", "auto") or "auto"
         # None: each user class's own network_timeout applies (LLMUser: 600 s)
         self.timeout: float | None = get("llm_timeout")
+        self.output_tokenizer = _output_tokenizer(get("llm_tokenizer"))
+        self.continuous_usage: bool = bool(get("llm_continuous_usage", False))
         self.slos = [parse_slo(x) for x in (get("llm_slo", []) or [])]
         self.collector.good = goodput_predicate(self.slos)
         self.summary_path: str | None = get("llm_summary")

@@ -27,6 +27,10 @@ LATENCY_METRICS = (
     "itl",
     "e2el",
     "queue_time",
+    # time to the first non-reasoning output (text or tool call)
+    "ttft_answer",
+    # continuous usage stats only: each later chunk's gap spread over the tokens it carried
+    "itl_token",
     # client health (kernel timestamps): how late the client parsed a token after the kernel
     # received it, and how long after t0 the request was handed to the kernel
     "read_lateness",
@@ -53,19 +57,44 @@ _COUNTERS = (
     "first_shared",
     "stamp_fallbacks",
     "itl_excluded",
+    # error events after token chunks (such requests count as completed, as in vLLM)
+    "midstream_errors",
+    # usage details: prefix-cache hits over the prompt tokens of requests that reported them
+    "cached_tokens",
+    "cached_prompt_tokens",
+    "reasoning_tokens",
+    # completed requests by where their output token count came from
+    "src_usage",
+    "src_tokenizer",
+    "src_chunks",
+    # continuous usage stats: token-carrying chunks and their tokens
+    "usage_chunks",
+    "usage_chunk_tokens",
 )
+
+
+# Event counts by time slot (an int of epoch × scale), summed exactly across processes:
+# name -> (wire key, slots per second, what it counts)
+SLOTS = {
+    # output tokens (usage counts spread over the chunks) by arrival: charts, token-based peak
+    "tokens_arrived": ("ta", 10, "output tokens by the 100 ms they arrived in"),
+    # token chunks by arrival, one each as vLLM counts them for max_output_tokens_per_s
+    "chunks_ms": ("ch", 1000, "token chunks by the millisecond they arrived in"),
+    # successful requests by the millisecond they started and ended (vLLM's active span)
+    "starts_ms": ("st", 1000, "successful requests by the millisecond they started"),
+    "ends_ms": ("en", 1000, "successful requests by the millisecond of their last chunk"),
+}
 
 
 class Window:
     """Everything measured for requests that started in one wall-clock second."""
 
     __slots__ = (
+        *SLOTS,
         "sketches",
         "first_start",
         "first_ok",
         "last_end",
-        "tokens_arrived",
-        "conc",
         "errors",
         *_COUNTERS,
     )
@@ -75,11 +104,8 @@ class Window:
         self.first_start = math.inf
         self.first_ok = math.inf  # first start of a successful request (vLLM's bucket origin)
         self.last_end = -math.inf
-        # output tokens by the decisecond (int(epoch * 10)) their chunk arrived in, and the
-        # net count of successful requests starting minus ending per decisecond: vLLM's peak
-        # tokens/s and peak concurrency, computed at 100 ms resolution
-        self.tokens_arrived: dict[int, int] = {}
-        self.conc: dict[int, int] = {}
+        for name in SLOTS:
+            setattr(self, name, {})
         self.errors: dict[str, int] = {}
         for c in _COUNTERS:
             setattr(self, c, 0)
@@ -108,10 +134,10 @@ class Window:
         self.first_start = min(self.first_start, other.first_start)
         self.first_ok = min(self.first_ok, other.first_ok)
         self.last_end = max(self.last_end, other.last_end)
-        for s, n in other.tokens_arrived.items():
-            self.tokens_arrived[s] = self.tokens_arrived.get(s, 0) + n
-        for s, n in other.conc.items():
-            self.conc[s] = self.conc.get(s, 0) + n
+        for name in SLOTS:
+            mine = getattr(self, name)
+            for s, n in getattr(other, name).items():
+                mine[s] = mine.get(s, 0) + n
         for e, n in other.errors.items():
             self.errors[e] = self.errors.get(e, 0) + n
         for c in _COUNTERS:
@@ -124,8 +150,8 @@ class Window:
         d["fs"] = self.first_start if self.first_start != math.inf else None
         d["le"] = self.last_end if self.last_end != -math.inf else None
         d["fo"] = self.first_ok if self.first_ok != math.inf else None
-        d["ta"] = [[s, n] for s, n in self.tokens_arrived.items()]
-        d["cc"] = [[s, n] for s, n in self.conc.items()]
+        for name, (key, _, _) in SLOTS.items():
+            d[key] = [[s, n] for s, n in getattr(self, name).items()]
         d["er"] = self.errors
         return d
 
@@ -139,8 +165,8 @@ class Window:
         w.first_start = d["fs"] if d.get("fs") is not None else math.inf
         w.last_end = d["le"] if d.get("le") is not None else -math.inf
         w.first_ok = d["fo"] if d.get("fo") is not None else math.inf
-        w.tokens_arrived = {int(s): n for s, n in d.get("ta", [])}
-        w.conc = {int(s): n for s, n in d.get("cc", [])}
+        for name, (key, _, _) in SLOTS.items():
+            setattr(w, name, {int(s): n for s, n in d.get(key, [])})
         w.errors = dict(d.get("er", {}))
         return w
 
@@ -174,8 +200,7 @@ class Collector:
         self.full_resolution_s = full_resolution_s
         self.archive: dict[int, Window] = {}  # minute -> compacted windows
         self.frozen_rows: dict[int, dict[str, Any]] = {}  # second -> its chart row
-        self.archived_tokens: dict[int, int] = {}  # arrival decisecond -> tokens
-        self.archived_conc: dict[int, int] = {}  # decisecond -> net starts - ends
+        self.archived: dict[str, dict[int, int]] = {name: {} for name in SLOTS}
         self._shipped_inflight: dict[int, int] = {}  # worker: per-second peak already shipped
         self._newest = -1
         self._frozen_before = -1
@@ -205,14 +230,11 @@ class Collector:
             w = self.windows.pop(sec)
             self._dirty.discard(sec)
             self.frozen_rows[sec] = w.row(sec)
-            for src, dst in (
-                (w.tokens_arrived, self.archived_tokens),
-                (w.conc, self.archived_conc),
-            ):
-                for a, n in src.items():
+            for name in SLOTS:
+                dst = self.archived[name]
+                for a, n in getattr(w, name).items():
                     dst[a] = dst.get(a, 0) + n
-            w.tokens_arrived = {}
-            w.conc = {}
+                setattr(w, name, {})
             m = sec // 60
             if m in self.archive:
                 self.archive[m].merge(w)
@@ -268,6 +290,19 @@ class Collector:
         w.completed += 1
         w.input_tokens += r.prompt_tokens or 0
         w.output_tokens += r.output_tokens
+        if r.midstream_error is not None:
+            w.midstream_errors += 1
+        src = "src_" + r.output_tokens_source
+        setattr(w, src, getattr(w, src) + 1)
+        if r.cached_tokens is not None:
+            w.cached_tokens += r.cached_tokens
+            w.cached_prompt_tokens += r.prompt_tokens or 0
+        if r.reasoning_tokens is not None:
+            w.reasoning_tokens += r.reasoning_tokens
+        if r.ttft_answer is not None:
+            sk["ttft_answer"].add(r.ttft_answer)
+        if r.chunk_tokens:
+            self._token_weighted(w, r)
         if r.max_tokens:
             w.requested_tokens += r.max_tokens
             w.requested_output += r.output_tokens
@@ -298,13 +333,36 @@ class Collector:
             w.good += 1
         if r.t_start < w.first_ok:
             w.first_ok = r.t_start
-        if r.e2e is not None:  # vLLM: a successful request is active over [start, start+latency)
-            conc = w.conc
-            d0 = int(r.t_start * 10)
-            d1 = int((r.t_start + r.e2e / 1000.0) * 10)
-            conc[d0] = conc.get(d0, 0) + 1
-            conc[d1] = conc.get(d1, 0) - 1
+        if r.e2e is not None:  # vLLM: a successful request is active from start to last chunk
+            m0 = int(r.t_start * 1000)
+            m1 = int((r.t_start + r.e2e / 1000.0) * 1000)
+            w.starts_ms[m0] = w.starts_ms.get(m0, 0) + 1
+            w.ends_ms[m1] = w.ends_ms.get(m1, 0) + 1
         self._spread_tokens(w, r)
+
+    @staticmethod
+    def _token_weighted(w: Window, r: LLMResult) -> None:
+        """Token-weighted ITL from per-chunk token counts: the time before each chunk after
+        the first token's, spread evenly over the tokens it carried (k samples of gap/k);
+        gaps before chunks with no token carry over to the next one that has some."""
+        ct = r.chunk_tokens or []
+        w.usage_chunks += sum(1 for k in ct if k)
+        w.usage_chunk_tokens += sum(ct)
+        if len(ct) != len(r.itl) + 1:
+            return
+        out: list[float] = []
+        seen_token = ct[0] > 0
+        pending = 0.0
+        for gap, k in zip(r.itl, ct[1:], strict=True):
+            if not seen_token:
+                seen_token = k > 0
+                continue
+            pending += gap
+            if k:
+                out.extend([pending / k] * k)
+                pending = 0.0
+        if out:
+            w.sketches["itl_token"].add_many(out)
 
     @staticmethod
     def _spread_tokens(w: Window, r: LLMResult) -> None:
@@ -321,19 +379,17 @@ class Collector:
         n = r.output_tokens
         t = r.t_start + r.ttft / 1000.0
         ta = w.tokens_arrived
-        ds = int(t * 10)
-        if n == chunks:  # the usual case: one token per chunk
-            ta[ds] = ta.get(ds, 0) + 1
-            for gap in r.itl:
-                t += gap / 1000.0
-                ds = int(t * 10)
-                ta[ds] = ta.get(ds, 0) + 1
-            return
+        ch = w.chunks_ms
+        ms = int(t * 1000)
+        ch[ms] = ch.get(ms, 0) + 1
         done = n // chunks
+        ds = ms // 100
         ta[ds] = ta.get(ds, 0) + done
         for i, gap in enumerate(r.itl, 2):
             t += gap / 1000.0
-            ds = int(t * 10)
+            ms = int(t * 1000)
+            ch[ms] = ch.get(ms, 0) + 1
+            ds = ms // 100
             upto = i * n // chunks
             ta[ds] = ta.get(ds, 0) + upto - done
             done = upto
@@ -371,8 +427,8 @@ class Collector:
         self._dirty.clear()
         self.archive.clear()
         self.frozen_rows.clear()
-        self.archived_tokens.clear()
-        self.archived_conc.clear()
+        for d in self.archived.values():
+            d.clear()
         self._shipped_inflight.clear()
         self.sample_counts = dict.fromkeys(LATENCY_METRICS, 0)
         self.sketch_only.clear()
@@ -394,21 +450,18 @@ class Collector:
                 total.merge(w)
         return total
 
-    def _deciseconds(self, attr: str, archived: dict[int, int]) -> dict[int, int]:
-        out = dict(archived)
+    def slots(self, name: str) -> dict[int, int]:
+        """One of :data:`SLOTS` over the whole run (live, shipped and compacted seconds)."""
+        out = dict(self.archived[name])
         for group in (self.windows, self.archive):
             for w in group.values():
-                for d, n in getattr(w, attr).items():
+                for d, n in getattr(w, name).items():
                     out[d] = out.get(d, 0) + n
         return out
 
     def tokens_by_decisecond(self) -> dict[int, int]:
         """Output tokens by the 100 ms slot (``int(epoch * 10)``) they arrived in."""
-        return self._deciseconds("tokens_arrived", self.archived_tokens)
-
-    def concurrency_events(self) -> dict[int, int]:
-        """Successful requests starting minus ending, per 100 ms slot."""
-        return self._deciseconds("conc", self.archived_conc)
+        return self.slots("tokens_arrived")
 
     def tokens_per_second(self) -> dict[int, int]:
         """Output tokens by the wall-clock second they arrived in, over the whole run."""

@@ -43,6 +43,26 @@ def interval_rows(collector: Collector) -> list[dict[str, Any]]:
     return collector.rows()
 
 
+def usage_fields(w: Window) -> dict[str, Any]:
+    """locust-llm's extras from usage: mid-stream errors, prefix-cache hits, reasoning
+    tokens, tokens per chunk, and where the output token counts came from."""
+    sources = {"usage": w.src_usage, "tokenizer": w.src_tokenizer, "chunks": w.src_chunks}
+    used = [k for k, n in sources.items() if n]
+    return {
+        "midstream_errors": w.midstream_errors,
+        "output_tokens_source": used[0] if len(used) == 1 else ("mixed" if used else None),
+        "output_tokens_sources": sources,
+        "total_cached_tokens": w.cached_tokens,
+        "prefix_cache_hit_rate": (
+            w.cached_tokens / w.cached_prompt_tokens if w.cached_prompt_tokens else None
+        ),
+        "total_reasoning_tokens": w.reasoning_tokens,
+        "mean_tokens_per_chunk": (
+            w.usage_chunk_tokens / w.usage_chunks if w.usage_chunks else None
+        ),
+    }
+
+
 def client_health(w: Window, s: dict[str, Any]) -> dict[str, Any]:
     """Kernel-timestamp health (issue 9): own-stamp share, shared reads, fallbacks, verdict.
 
@@ -108,29 +128,43 @@ def summarize_range(collector: Collector, start: float, end: float) -> dict[str,
     return out
 
 
-def peak_tokens_per_s(collector: Collector, origin: float) -> float:
-    """vLLM's ``max_output_tokens_per_s``: the most output tokens in one 1 s bucket, buckets
-    counted from the first successful request's start (here at 100 ms alignment)."""
-    per_ds = collector.tokens_by_decisecond()
-    if not per_ds or origin == math.inf:
+def _vllm_bucket(slot: int, scale: int, origin: float) -> int:
+    # vLLM's int(t - min_start_time), with t the start of the slot the event was counted in
+    return int(slot / scale - origin) if slot / scale >= origin else -1
+
+
+def peak_tokens_per_s(collector: Collector, origin: float, by: str = "chunks_ms") -> float:
+    """vLLM's ``max_output_tokens_per_s``: the most token chunks (one each, whatever usage
+    says) in one 1 s bucket, buckets counted from the first successful request's start.
+    ``by="tokens_arrived"`` counts usage tokens instead (the token-based peak)."""
+    if origin == math.inf:
         return 0.0
-    base = int(origin * 10)
+    scale = 1000 if by == "chunks_ms" else 10
     buckets: dict[int, int] = {}
-    for d, n in per_ds.items():
-        k = (d - base) // 10
-        buckets[k] = buckets.get(k, 0) + n
-    return float(max(buckets.values()))
+    for slot, n in collector.slots(by).items():
+        k = _vllm_bucket(slot, scale, origin)
+        if k >= 0:
+            buckets[k] = buckets.get(k, 0) + n
+    return float(max(buckets.values())) if buckets else 0.0
 
 
-def peak_concurrency(collector: Collector) -> int:
-    """vLLM's ``max_concurrent_requests``: the peak number of successful requests active at
-    once (sweep over [start, start + latency)), here with starts and ends in 100 ms slots,
-    ends first: a request shorter than 100 ms inside one slot is not seen."""
+def peak_concurrency(collector: Collector, origin: float) -> int:
+    """vLLM's ``max_concurrent_requests``: the most successful requests active in one 1 s
+    bucket, a request counting in every bucket from the one it started in to the one its
+    last chunk arrived in (so short requests are never missed)."""
+    if origin == math.inf:
+        return 0
+    starts: dict[int, int] = {}
+    ends: dict[int, int] = {}
+    for name, acc in (("starts_ms", starts), ("ends_ms", ends)):
+        for slot, n in collector.slots(name).items():
+            k = max(_vllm_bucket(slot, 1000, origin), 0)
+            acc[k] = acc.get(k, 0) + n
     level = peak = 0
-    for _, delta in sorted(collector.concurrency_events().items()):
-        level += delta
-        if level > peak:
-            peak = level
+    for k in sorted(set(starts) | set(ends)):
+        level += starts.get(k, 0)  # active in bucket k: started at or before k ...
+        peak = max(peak, level)
+        level -= ends.get(k, 0)  # ... and not ended before k
     return peak
 
 
@@ -168,7 +202,11 @@ def summarize(
         "output_throughput": rate(w.output_tokens),
         "total_token_throughput": rate(w.input_tokens + w.output_tokens),
         "max_output_tokens_per_s": peak_tokens_per_s(collector, w.first_ok),
-        "max_concurrent_requests": peak_concurrency(collector),
+        "max_concurrent_requests": peak_concurrency(collector, w.first_ok),
+        # locust-llm's own: usage tokens (not chunks) per 1 s bucket, same buckets
+        "max_output_tokens_per_s_by_tokens": peak_tokens_per_s(
+            collector, w.first_ok, "tokens_arrived"
+        ),
         # client view: requests in flight at dispatch (failed and warm-up included)
         "max_inflight_requests": max(inflight.values()) if inflight else 0,
         "total_requested_output_tokens": w.requested_tokens,
@@ -176,6 +214,7 @@ def summarize(
             w.requested_output / w.requested_tokens if w.requested_tokens else None
         ),
     }
+    out.update(usage_fields(w))
     for m in LATENCY_METRICS:
         out.update(metric_fields(m, w))
     out.update(client_health(w, out))
