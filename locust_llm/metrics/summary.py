@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from locust_llm.metrics.collector import LATENCY_METRICS, Collector, Window
+from locust_llm.metrics.nodata import no_data_reason
 
 __all__ = ["PERCENTILES", "summarize", "metric_fields", "interval_rows"]
 
@@ -214,6 +215,7 @@ def summarize(
             w.requested_output / w.requested_tokens if w.requested_tokens else None
         ),
     }
+    out["no_data_reason"] = no_data_reason(out)
     out.update(usage_fields(w))
     for m in LATENCY_METRICS:
         out.update(metric_fields(m, w))

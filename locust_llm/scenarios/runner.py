@@ -373,6 +373,8 @@ def _collect(
     )
     ttft = summary.get("p50_ttft_ms") or summary.get("median_ttft_ms")
     verdict = "" if passed is None else (" SLO PASS" if passed else " SLO FAIL")
+    if summary.get("no_data_reason"):  # zeros would read as a collapse: say why instead
+        verdict = f" NO DATA ({summary['no_data_reason']})" + verdict
     fails = [s["expr"] for s in slo if not s.get("passed")]
     progress.line(
         spec,
