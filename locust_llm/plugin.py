@@ -344,7 +344,7 @@ class LLMRuntime:
 
     def finish(self, res: LLMResult) -> None:
         """Account one finished request: stats rows, collector, record, event."""
-        self.collector.request_finished()
+        self.collector.request_finished(time.time())
         if res.t_start < self.reset_at:
             res.warmup = True  # in flight across a stats reset: it belongs to neither side
         env = self.environment

@@ -1,8 +1,10 @@
 """Per-second windows of LLM metrics, mergeable across Locust processes and workers.
 
-Each finished request is folded into the window of the wall-clock second it *started* in
-(latency sketches, request and token counts); output tokens are also spread over the seconds they
-*arrived* in, which gives vLLM's peak output tokens/s. Windows are small (a few sketches and
+Each finished request is folded into the window of the wall-clock second it *finished* in
+(latency samples, request and token counts), so a chart of completions per second shows when
+requests completed; output tokens are also spread over the seconds they *arrived* in (tokens
+per second, vLLM's peak output tokens/s), and the in-flight count is the true maximum reached
+in each second (every start and every finish is seen). Windows are small (a few sketches and
 counters), so a worker ships only the windows that changed since its last report, and the
 master merges them exactly; the summary is therefore the same in local, ``--processes`` and
 master/worker runs.
@@ -11,6 +13,7 @@ master/worker runs.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +50,7 @@ _COUNTERS = (
     "input_tokens",
     "output_tokens",
     "inflight_max",
+    "inflight_last",  # requests in flight after this second's last start or finish
     # requested max_tokens vs what was generated, for requests that asked for a length
     "requested_tokens",
     "requested_output",
@@ -87,7 +91,7 @@ SLOTS = {
 
 
 class Window:
-    """Everything measured for requests that started in one wall-clock second."""
+    """Everything measured for requests that finished in one wall-clock second."""
 
     __slots__ = (
         *SLOTS,
@@ -111,9 +115,11 @@ class Window:
             setattr(self, c, 0)
 
     def row(self, sec: int) -> dict[str, Any]:
-        """This second's chart row (output tokens are filled in by the collector)."""
-        ttft = self.sketches["ttft"].quantiles([0.5, 0.95])
-        itl = self.sketches["itl"].quantiles([0.5, 0.99])
+        """This second's chart row (output tokens are filled in by the collector). Latency
+        of a second in which no request finished is None: no data, not 0 ms."""
+        t, i = self.sketches["ttft"], self.sketches["itl"]
+        ttft = t.quantiles([0.5, 0.95]) if t.count else [None, None]
+        itl = i.quantiles([0.5, 0.99]) if i.count else [None, None]
         return {
             "t": sec,
             "requests": self.completed,
@@ -122,6 +128,7 @@ class Window:
             "output_tokens": 0,
             "input_tokens": self.input_tokens,
             "in_flight": self.inflight_max,
+            "in_flight_last": self.inflight_last,
             "ttft_p50_ms": ttft[0],
             "ttft_p95_ms": ttft[1],
             "itl_p50_ms": itl[0],
@@ -201,7 +208,8 @@ class Collector:
         self.archive: dict[int, Window] = {}  # minute -> compacted windows
         self.frozen_rows: dict[int, dict[str, Any]] = {}  # second -> its chart row
         self.archived: dict[str, dict[int, int]] = {name: {} for name in SLOTS}
-        self._shipped_inflight: dict[int, int] = {}  # worker: per-second peak already shipped
+        # worker: per-second (peak, last level) already shipped
+        self._shipped_inflight: dict[int, tuple[int, int]] = {}
         self._newest = -1
         self._frozen_before = -1
         self.shipping = False  # workers ship windows away instead of compacting them
@@ -248,9 +256,15 @@ class Collector:
         w = self._window(int(t_epoch))
         if self.inflight > w.inflight_max:
             w.inflight_max = self.inflight
+        w.inflight_last = self.inflight
 
-    def request_finished(self) -> None:
+    def request_finished(self, t_epoch: float | None = None) -> None:
+        """Called when a request ends: the level it held counts in this second's maximum."""
+        w = self._window(int(time.time() if t_epoch is None else t_epoch))
+        if self.inflight > w.inflight_max:
+            w.inflight_max = self.inflight
         self.inflight = max(self.inflight - 1, 0)
+        w.inflight_last = self.inflight
 
     def _count_samples(self, metric: str, n: int) -> None:
         total = self.sample_counts[metric] = self.sample_counts[metric] + n
@@ -264,7 +278,8 @@ class Collector:
         """Fold one finished request in. O(tokens of that request), i.e. O(1) per token."""
         if r.warmup:
             return
-        w = self._window(int(r.t_start))
+        took = (r.e2e if r.e2e is not None else r.stream_closed) or 0.0
+        w = self._window(int(r.t_start + took / 1000.0))
         before = [d.count for d in w.sketches.values()]
         self._add(w, r)
         for (m, d), n in zip(w.sketches.items(), before, strict=True):
@@ -406,9 +421,10 @@ class Collector:
                 continue
             # a second can be shipped twice (a report mid-second); the master adds windows, so
             # send only how much this second's in-flight peak rose since the last report
-            prev = shipped.get(sec, 0)
-            shipped[sec] = max(prev, w.inflight_max)
+            prev, prev_last = shipped.get(sec, (0, 0))
+            shipped[sec] = (max(prev, w.inflight_max), w.inflight_last)
             w.inflight_max = max(w.inflight_max - prev, 0)
+            w.inflight_last -= prev_last  # the master adds: ship the change
             out[str(sec)] = w.to_dict()
         self._dirty.clear()
         if len(shipped) > 64:
@@ -471,16 +487,34 @@ class Collector:
         return out
 
     def rows(self) -> list[dict[str, Any]]:
-        """One chart row per wall-clock second (frozen rows for compacted seconds)."""
+        """One chart row per wall-clock second (frozen rows for compacted seconds).
+
+        ``partial`` marks the first and the last second: the run covered only part of them,
+        so their counts are not a rate and charts leave them out. A second with no start or
+        finish had the level the previous second ended with in flight all along.
+        """
         tokens = self.tokens_per_second()
         secs = set(self.windows) | set(self.frozen_rows) | set(tokens)
         if not secs:
             return []
-        empty = Window()
         rows = []
-        for s in range(min(secs), max(secs) + 1):
+        lo, hi = min(secs), max(secs)
+        level = 0
+        for s in range(lo, hi + 1):
             frozen = self.frozen_rows.get(s)
-            row = dict(frozen) if frozen is not None else self.windows.get(s, empty).row(s)
+            w = self.windows.get(s)
+            if frozen is not None:
+                row = dict(frozen)
+            elif w is not None:
+                row = w.row(s)
+            else:
+                row = Window().row(s)
+                row["in_flight"] = level
+            if w is not None:
+                level = w.inflight_last
+            elif frozen is not None:
+                level = frozen.get("in_flight_last", level)
             row["output_tokens"] = tokens.get(s, 0)
+            row["partial"] = s in (lo, hi)
             rows.append(row)
         return rows

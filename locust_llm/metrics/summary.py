@@ -103,8 +103,8 @@ def client_health(w: Window, s: dict[str, Any]) -> dict[str, Any]:
 
 
 def summarize_range(collector: Collector, start: float, end: float) -> dict[str, Any]:
-    """The summary's request, token and latency fields for requests started in [start, end):
-    one step of a stepped sweep. Throughput is over the step's own measured duration."""
+    """The summary's request, token and latency fields for requests that finished in
+    [start, end): one step of a stepped sweep. Throughput is over the step's own duration."""
     w = collector.merged(int(start), int(end))
     duration = max(end - start, 0.0)
 

@@ -448,7 +448,11 @@ def test_merged_time_range_and_intervals():
     lo = int(T0) + 2
     hi = int(T0) + 5
     w = c.merged(lo, hi)
-    inside = [r for r in results if lo <= int(r.t_start) < hi]
+
+    def end(r):  # the second a request finished in: its window
+        return int(r.t_start + ((r.e2e if r.e2e is not None else r.stream_closed) or 0) / 1000)
+
+    inside = [r for r in results if lo <= end(r) < hi]
     assert w.completed + w.failed == len(inside)
     rows = interval_rows(c)
     secs = [row["t"] for row in rows]
@@ -464,15 +468,52 @@ def test_inflight_tracking():
     for i in range(5):
         c.request_started(T0 + i * 0.1)
     for _ in range(3):
-        c.request_finished()
+        c.request_finished(T0 + 0.6)
     c.request_started(T0 + 1.5)
-    for _ in range(10):
-        c.request_finished()
+    for _ in range(3):
+        c.request_finished(T0 + 3.2)
     assert c.inflight == 0
     s = summarize(c)
     assert s["max_inflight_requests"] == 5
     rows = {row["t"]: row["in_flight"] for row in s["intervals"]}
-    assert rows[int(T0)] == 5 and rows[int(T0) + 1] == 3
+    # second 2 saw no start or finish: the 3 requests were in flight all along, not 0
+    assert rows == {int(T0): 5, int(T0) + 1: 3, int(T0) + 2: 3, int(T0) + 3: 3}
+
+
+def test_closed_loop_charts_are_steady():
+    """16 users, each request 1.3 s, back to back: every full second has 16 in flight and
+    about 16/1.3 completions (binned by when they finished, not when they started)."""
+    c = Collector()
+    t_end = T0 + 20
+    events = []  # (time, 0 = finish first at a tie, request start time)
+    for u in range(16):
+        t = T0 + u * 0.08
+        while t + 1.3 < t_end:
+            events += [(t, 1, t), (t + 1.3, 0, t)]
+            t += 1.3
+    for when, kind, t in sorted(events):
+        if kind:
+            c.request_started(when)
+            continue
+        c.request_finished(when)
+        c.add(
+            LLMResult(
+                "r",
+                t_start=t,
+                ttft=100.0,
+                itl=[100.0] * 12,
+                e2e=1300.0,
+                output_tokens=13,
+                token_chunks=13,
+                prompt_tokens=1,
+            )  # fmt: skip
+        )
+    rows = summarize(c)["intervals"]
+    assert rows[0]["partial"] and rows[-1]["partial"]
+    full = [r for r in rows if not r["partial"]][2:-1]  # past the ramp and before the tail
+    assert all(r["in_flight"] == 16 for r in full), [r["in_flight"] for r in full]
+    assert all(11 <= r["requests"] <= 14 for r in full), [r["requests"] for r in full]
+    assert all(r["ttft_p50_ms"] == 100.0 for r in full)
 
 
 # -- LLMResult -----------------------------------------------------------------------------
