@@ -9,6 +9,7 @@ entities, so escaped text displays as typed and can never become markup.
 from __future__ import annotations
 
 import html
+import math
 from collections import defaultdict
 from typing import Any
 
@@ -20,7 +21,7 @@ from plotly.subplots import make_subplots
 from .load import Scenario
 from .stats import ecdf
 from .sweeps import Sweep
-from .tables import metric_column
+from .tables import metric_column, no_data
 
 TEMPLATE = "plotly_white"
 METRIC_TITLES = {
@@ -57,10 +58,19 @@ def sweep_figure(sweep: Sweep) -> go.Figure:
     for i, c in enumerate(sweep.curves):
         color = _palette(i)
         name = esc(c.label)
+        # a point with no completed request has no throughput: a gap and a note, never a 0
+        gaps = [no_data(s) for s in c.scenarios]
+        tput = [None if g else y for y, g in zip(c.throughput, gaps, strict=False)]
+        for x, g in zip(c.xs, gaps, strict=False):
+            if g:
+                fig.add_annotation(
+                    x=x, y=0, text="no data", hovertext=esc(g), showarrow=False,
+                    yanchor="bottom", font={"color": "#999", "size": 11}, row=1, col=1,
+                )  # fmt: skip
         fig.add_trace(
             go.Scatter(
                 x=c.xs,
-                y=c.throughput,
+                y=tput,
                 mode="lines+markers",
                 name=name,
                 legendgroup=name,
@@ -184,16 +194,18 @@ def timeseries_figure(sc: Scenario) -> go.Figure | None:
     ts = [_num(i.get("t")) - t0 for i in iv]
 
     def series(key: str) -> list[float]:
-        return [_num(i.get(key)) for i in iv]
+        # the run's first and last seconds are partial: a count there is not a rate
+        rate = key in ("requests", "failed", "output_tokens")
+        return [math.nan if rate and i.get("partial") else _num(i.get(key)) for i in iv]
 
     if iv:
         rows.append(
             (
                 "per second",
                 [
-                    go.Scatter(x=ts, y=series("requests"), name="requests/s"),
+                    go.Scatter(x=ts, y=series("requests"), name="completed/s (by finish)"),
                     go.Scatter(x=ts, y=series("failed"), name="failed/s"),
-                    go.Scatter(x=ts, y=series("output_tokens"), name="output tok/s"),
+                    go.Scatter(x=ts, y=series("output_tokens"), name="output tok/s (by arrival)"),
                 ],
             )
         )
@@ -208,7 +220,7 @@ def timeseries_figure(sc: Scenario) -> go.Figure | None:
         )
     load: list[go.Scatter] = []
     if iv:
-        load.append(go.Scatter(x=ts, y=series("in_flight"), name="client in-flight"))
+        load.append(go.Scatter(x=ts, y=series("in_flight"), name="client in-flight (max per s)"))
     by_replica: dict[str, list[dict[str, Any]]] = defaultdict(list)
     nginx: list[dict[str, Any]] = []
     for s in sc.server:
@@ -267,7 +279,7 @@ def timeseries_figure(sc: Scenario) -> go.Figure | None:
     )
     for r, (title, traces) in enumerate(rows, start=1):
         for tr in traces:
-            secondary = tr.name == "output tok/s"
+            secondary = tr.name.startswith("output tok/s")
             tr.mode = "lines"
             tr.legendgroup = f"row{r}"
             if title == "per second":
