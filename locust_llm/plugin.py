@@ -40,6 +40,7 @@ from locust_llm.checks import (
     parse_slo,
 )
 from locust_llm.metrics.collector import Collector
+from locust_llm.metrics.locust_grid import on_locust_grid
 from locust_llm.metrics.record import LLMResult
 from locust_llm.metrics.summary import summarize
 
@@ -350,13 +351,14 @@ class LLMRuntime:
         env = self.environment
         if not res.warmup and res.ok:
             stats = env.stats
+            # on Locust's grid, so min/max/avg and its percentiles agree within a row
             if res.ttft is not None:
-                stats.get("TTFT", "LLM").log(res.ttft, 0)
+                stats.get("TTFT", "LLM").log(on_locust_grid(res.ttft), 0)
             tpot = res.tpot
             if tpot is not None:
-                stats.get("TPOT", "LLM").log(tpot, 0)
+                stats.get("TPOT", "LLM").log(on_locust_grid(tpot), 0)
             if res.itl:
-                log_many(stats.get("ITL", "LLM"), res.exact_itl())
+                log_many(stats.get("ITL", "LLM"), list(map(on_locust_grid, res.exact_itl())))
         self.collector.add(res)
         if self._records is not None:
             line = res.to_json_line()

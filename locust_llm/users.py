@@ -20,6 +20,7 @@ from locust import FastHttpUser
 from locust.exception import CatchResponseError
 
 from locust_llm import plugin
+from locust_llm.metrics.locust_grid import on_locust_grid
 from locust_llm.metrics.record import LLMResult
 from locust_llm.metrics.tokens import chunk_tokens, count_output
 from locust_llm.protocol import (
@@ -140,7 +141,9 @@ class LLMUser(FastHttpUser):
                     if res.stream_closed is None:
                         res.stream_closed = (_perf() - t0) * 1000
                     meta = r.request_meta
-                    meta["response_time"] = res.e2e if res.e2e is not None else res.stream_closed
+                    took = res.e2e if res.e2e is not None else res.stream_closed
+                    # on Locust's grid: every column of Locust's row on the same rounding
+                    meta["response_time"] = on_locust_grid(took) if took is not None else took
                     meta["response_length"] = res.output_tokens
                     if res.error is not None:
                         r.failure(res.error)
