@@ -291,8 +291,8 @@ class LLMUser(FastHttpUser):
                     if content_at < 0:
                         content_at = chunks
                         res.ttft_content = (stamp - t0) * 1000
-                    if c.answer and res.ttft_answer is None:
-                        res.ttft_answer = (stamp - t0) * 1000
+                    if c.answer and res.ttfot is None:
+                        res.ttfot = (stamp - t0) * 1000
                     if c.reasoning:
                         reasoning.append(c.reasoning)
                 chunks += 1

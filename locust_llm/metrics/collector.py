@@ -31,7 +31,7 @@ LATENCY_METRICS = (
     "e2el",
     "queue_time",
     # time to the first non-reasoning output (text or tool call)
-    "ttft_answer",
+    "ttfot",
     # continuous usage stats only: each later chunk's gap spread over the tokens it carried
     "itl_token",
     # client health (kernel timestamps): how late the client parsed a token after the kernel
@@ -314,8 +314,8 @@ class Collector:
             w.cached_prompt_tokens += r.prompt_tokens or 0
         if r.reasoning_tokens is not None:
             w.reasoning_tokens += r.reasoning_tokens
-        if r.ttft_answer is not None:
-            sk["ttft_answer"].add(r.ttft_answer)
+        if r.ttfot is not None:
+            sk["ttfot"].add(r.ttfot)
         if r.chunk_tokens:
             self._token_weighted(w, r)
         if r.max_tokens:

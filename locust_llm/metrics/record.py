@@ -23,7 +23,7 @@ _RECORD_FIELDS = (
     "queue_time",
     "ttft",
     "ttft_content",
-    "ttft_answer",
+    "ttfot",
     "itl",
     "e2e",
     "stream_closed",
@@ -75,7 +75,7 @@ class LLMResult:
     # usage details, when the server reports them
     cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens
     reasoning_tokens: int | None = None  # usage.completion_tokens_details.reasoning_tokens
-    ttft_answer: float | None = None  # ms to the first text/tool-call chunk (not reasoning)
+    ttfot: float | None = None  # ms to the first text/tool-call chunk (not reasoning)
     # continuous usage stats: tokens carried by each token chunk (not in records)
     chunk_tokens: list[int] | None = None
     finish_reason: str | None = None
