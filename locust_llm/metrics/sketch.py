@@ -2,8 +2,8 @@
 
 Why not Locust's own numbers: Locust rounds response times (1 ms steps below 100 ms, 10 ms below
 1 s), and shipping raw samples from workers costs megabytes per report. This sketch keeps
-log-spaced buckets: any quantile it returns is within ``rel_error`` (default 1 %) of a real
-sample at that rank, its size depends on the value range only (≈ 1 100 buckets cover 1 µs to
+log-spaced buckets: each order statistic it returns is within ``rel_error`` (default 1 %) of
+the real sample at that rank, and a quantile between two ranks is interpolated as numpy does, its size depends on the value range only (≈ 1 100 buckets cover 1 µs to
 3 hours at 1 %), and two sketches merge exactly by adding counts — so a run's percentiles are
 the same whether its samples were collected in one process or in twenty.
 

@@ -1,8 +1,8 @@
 """The run summary, with ``vllm bench serve``'s field names, built from merged windows.
 
 Throughput is over the measured window: first dispatch (after warm-up) to last completion,
-as vLLM's ``benchmark_duration``. Percentiles come from the sketches (≤ 1 % relative error),
-never from Locust's rounded response-time dict.
+as vLLM's ``benchmark_duration``. Percentiles are numpy's over the samples while they are kept
+(the sketch's, within its bound, beyond), never Locust's rounded response-time dict.
 """
 
 from __future__ import annotations
