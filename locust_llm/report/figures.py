@@ -24,6 +24,8 @@ from .sweeps import Sweep
 from .tables import metric_column, no_data
 
 TEMPLATE = "plotly_white"
+# plotly's mode bar stands vertical at the right edge, so it never covers a (subplot) title
+MODEBAR = {"orientation": "v"}
 METRIC_TITLES = {
     "ttft": "TTFT (ms)",
     "tpot": "TPOT (ms)",
@@ -126,7 +128,7 @@ def sweep_figure(sweep: Sweep) -> go.Figure:
     fig.update_xaxes(title_text=esc(sweep.axis))
     fig.update_yaxes(title_text="output tokens/s", row=1, col=1, rangemode="tozero")
     fig.update_yaxes(title_text="TTFT ms (solid p50, dashed p99)", row=1, col=2, rangemode="tozero")
-    fig.update_layout(template=TEMPLATE, height=420, margin={"t": 50, "b": 50})
+    fig.update_layout(template=TEMPLATE, height=420, margin={"t": 50, "b": 50}, modebar=MODEBAR)
     return fig
 
 
@@ -164,7 +166,7 @@ def cdf_figure(scenarios: list[Scenario]) -> go.Figure | None:
             )
     fig.update_yaxes(title_text="fraction of requests ≤ x", range=[0, 1.01])
     fig.update_xaxes(type="log")
-    fig.update_layout(template=TEMPLATE, height=620, margin={"t": 50})
+    fig.update_layout(template=TEMPLATE, height=620, margin={"t": 50}, modebar=MODEBAR)
     return fig
 
 
@@ -311,5 +313,6 @@ def timeseries_figure(sc: Scenario) -> go.Figure | None:
         margin={"t": 40, "b": 40},
         legend={"tracegroupgap": 40},
         hovermode="x unified",
+        modebar=MODEBAR,
     )
     return fig
