@@ -135,13 +135,13 @@ class Window:
             "itl_p99_ms": itl[1],
         }
 
-    def merge(self, other: Window) -> None:
+    def merge(self, other: Window, slots: bool = True) -> None:
         for m, h in other.sketches.items():
             self.sketches[m].merge(h)
         self.first_start = min(self.first_start, other.first_start)
         self.first_ok = min(self.first_ok, other.first_ok)
         self.last_end = max(self.last_end, other.last_end)
-        for name in SLOTS:
+        for name in SLOTS if slots else ():
             mine = getattr(self, name)
             for s, n in getattr(other, name).items():
                 mine[s] = mine.get(s, 0) + n
@@ -453,17 +453,18 @@ class Collector:
     def merged(self, start: float | None = None, end: float | None = None) -> Window:
         """All windows whose second lies in [start, end) folded into one.
 
-        Compacted minutes are included whole when their first second is in the range, so a
+        Event slots are left out (``slots()`` has them for the whole run). Compacted minutes
+        are included whole when their first second is in the range, so a
         range that cuts through a compacted minute is approximate at that edge.
         """
         total = Window()
         for s, w in self.windows.items():
             if (start is None or s >= start) and (end is None or s < end):
-                total.merge(w)
+                total.merge(w, slots=False)
         for m, w in self.archive.items():
             s = m * 60
             if (start is None or s >= start) and (end is None or s < end):
-                total.merge(w)
+                total.merge(w, slots=False)
         return total
 
     def slots(self, name: str) -> dict[int, int]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from locust_llm.metrics.collector import LATENCY_METRICS, Collector, Window
 from locust_llm.metrics.nodata import no_data_reason
 
@@ -129,9 +131,14 @@ def summarize_range(collector: Collector, start: float, end: float) -> dict[str,
     return out
 
 
-def _vllm_bucket(slot: int, scale: int, origin: float) -> int:
-    # vLLM's int(t - min_start_time), with t the start of the slot the event was counted in
-    return int(slot / scale - origin) if slot / scale >= origin else -1
+def _buckets(slots: dict[int, int], scale: int, origin: float) -> tuple[np.ndarray, np.ndarray]:
+    """(vLLM bucket, count) per slot: ``int(t - min_start_time)`` with t the slot's start."""
+    if not slots:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    keys = np.fromiter(slots.keys(), dtype=np.float64, count=len(slots))
+    counts = np.fromiter(slots.values(), dtype=np.int64, count=len(slots))
+    rel = keys / scale - origin
+    return np.where(rel >= 0, rel.astype(np.int64), -1), counts
 
 
 def peak_tokens_per_s(collector: Collector, origin: float, by: str = "chunks_ms") -> float:
@@ -140,13 +147,11 @@ def peak_tokens_per_s(collector: Collector, origin: float, by: str = "chunks_ms"
     ``by="tokens_arrived"`` counts usage tokens instead (the token-based peak)."""
     if origin == math.inf:
         return 0.0
-    scale = 1000 if by == "chunks_ms" else 10
-    buckets: dict[int, int] = {}
-    for slot, n in collector.slots(by).items():
-        k = _vllm_bucket(slot, scale, origin)
-        if k >= 0:
-            buckets[k] = buckets.get(k, 0) + n
-    return float(max(buckets.values())) if buckets else 0.0
+    k, n = _buckets(collector.slots(by), 1000 if by == "chunks_ms" else 10, origin)
+    keep = k >= 0
+    if not keep.any():
+        return 0.0
+    return float(np.bincount(k[keep], weights=n[keep]).max())
 
 
 def peak_concurrency(collector: Collector, origin: float) -> int:
@@ -155,18 +160,16 @@ def peak_concurrency(collector: Collector, origin: float) -> int:
     last chunk arrived in (so short requests are never missed)."""
     if origin == math.inf:
         return 0
-    starts: dict[int, int] = {}
-    ends: dict[int, int] = {}
-    for name, acc in (("starts_ms", starts), ("ends_ms", ends)):
-        for slot, n in collector.slots(name).items():
-            k = max(_vllm_bucket(slot, 1000, origin), 0)
-            acc[k] = acc.get(k, 0) + n
-    level = peak = 0
-    for k in sorted(set(starts) | set(ends)):
-        level += starts.get(k, 0)  # active in bucket k: started at or before k ...
-        peak = max(peak, level)
-        level -= ends.get(k, 0)  # ... and not ended before k
-    return peak
+    ks, ns = _buckets(collector.slots("starts_ms"), 1000, origin)
+    ke, ne = _buckets(collector.slots("ends_ms"), 1000, origin)
+    if not len(ks):
+        return 0
+    size = int(max(ks.max(), ke.max() if len(ke) else 0)) + 2
+    starts = np.bincount(np.maximum(ks, 0), weights=ns, minlength=size)
+    ends = np.bincount(np.maximum(ke, 0), weights=ne, minlength=size)
+    # active in bucket b: started at or before b, and not ended before b
+    active = np.cumsum(starts) - np.concatenate(([0.0], np.cumsum(ends)[:-1]))
+    return int(active.max())
 
 
 def summarize(
