@@ -185,6 +185,13 @@ def add_arguments(parser: Any) -> None:
         default="auto",
         help="Token arrival stamps: kernel receive time (Linux, plain HTTP) or user space",
     )
+    if "--llm-tokenizer" not in getattr(parser, "_option_string_actions", {}):
+        a(
+            "--llm-tokenizer",
+            default=None,
+            help="Local tokenizer.json (or its folder): exact prompt lengths, and output "
+            "tokens when the server sends no usage",
+        )
     a(
         "--llm-continuous-usage",
         action="store_true",
@@ -718,6 +725,10 @@ def format_summary(s: dict[str, Any]) -> list[str]:
     row("Successful requests:", s["completed"], "{:<10}")
     row("Failed requests:", s["failed"], "{:<10}")
     row("Aborted requests:", s["aborted"], "{:<10}")
+    if s.get("no_data_reason"):  # the zeros below measured nothing: say why
+        lines.append(f"NO DATA: {s['no_data_reason']}")
+    if s.get("midstream_errors"):
+        row("Completed with a mid-stream error:", s["midstream_errors"], "{:<10}")
     row("Benchmark duration (s):", s["duration"])
     row("Total input tokens:", s["total_input_tokens"], "{:<10}")
     row("Total generated tokens:", s["total_output_tokens"], "{:<10}")
