@@ -159,9 +159,14 @@ def check_slos(exprs: list[str]) -> list[SLO]:
 
 def evaluate(slos: list[SLO], summary: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per SLO: expression, measured value, pass/fail. Missing value = FAIL."""
+    from locust_llm.metrics.nodata import no_data_reason
+
+    reason = no_data_reason(summary) if "completed" in summary else None
     rows = []
     for slo in slos:
         value = summary.get(slo.field)
+        if reason is not None:  # no completed request: nothing was measured, every SLO fails
+            value = None
         if slo.field.endswith("_ms"):
             # no sample (every request failed, 1-token outputs for TPOT...): the summary says
             # 0 like vLLM does, but 0 ms must not pass a latency SLO
@@ -176,6 +181,7 @@ def evaluate(slos: list[SLO], summary: dict[str, Any]) -> list[dict[str, Any]]:
                 "value": value,
                 "threshold": slo.threshold,
                 "passed": bool(passed),
+                **({"reason": reason} if reason is not None else {}),
             }
         )
     return rows
@@ -187,7 +193,7 @@ def format_rows(rows: list[dict[str, Any]]) -> list[str]:
     for r in rows:
         v = r["value"]
         if v is None:
-            shown = "no data"
+            shown = f"no data: {r['reason']}" if r.get("reason") else "no data"
         elif r["field"].endswith("_ms"):
             shown = f"{v:.2f} ms"
         elif r["field"] in _RATES:

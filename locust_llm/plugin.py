@@ -41,6 +41,7 @@ from locust_llm.checks import (
     split_slos,
 )
 from locust_llm.metrics.collector import Collector
+from locust_llm.metrics.locust_grid import on_locust_grid
 from locust_llm.metrics.record import LLMResult
 from locust_llm.metrics.summary import summarize
 
@@ -214,6 +215,20 @@ def add_arguments(parser: Any) -> None:
         default="auto",
         help="Token arrival stamps: kernel receive time (Linux, plain HTTP) or user space",
     )
+    if "--llm-tokenizer" not in getattr(parser, "_option_string_actions", {}):
+        a(
+            "--llm-tokenizer",
+            default=None,
+            help="Local tokenizer.json (or its folder): exact prompt lengths, and output "
+            "tokens when the server sends no usage",
+        )
+    a(
+        "--llm-continuous-usage",
+        action="store_true",
+        default=False,
+        help="Ask for usage in every chunk (vLLM's stream_options.continuous_usage_stats): "
+        "tokens per chunk and a token-weighted ITL",
+    )
     a(
         "--llm-gpu-telemetry",
         action="store_true",
@@ -239,6 +254,21 @@ def add_arguments(parser: Any) -> None:
 @events.init_command_line_parser.add_listener
 def _on_parser(parser: Any, **_kw: Any) -> None:
     add_arguments(parser)
+
+
+def _output_tokenizer(path: str | None) -> Any:
+    """The tokenizer that counts output tokens when the server sends no usage (or None)."""
+    if not path:
+        return None
+    from locust_llm.workload.tokens import HFTokenizer
+
+    cached = _TOKENIZERS.get(path)
+    if cached is None:
+        cached = _TOKENIZERS[path] = HFTokenizer.from_file(path)
+    return cached
+
+
+_TOKENIZERS: dict[str, Any] = {}
 
 
 class LLMRuntime:
@@ -291,6 +321,8 @@ class LLMRuntime:
         self.timestamps_mode: str = get("llm_timestamps", "auto") or "auto"
         # None: each user class's own network_timeout applies (LLMUser: 600 s)
         self.timeout: float | None = get("llm_timeout")
+        self.output_tokenizer = _output_tokenizer(get("llm_tokenizer"))
+        self.continuous_usage: bool = bool(get("llm_continuous_usage", False))
         self.slos = check_slos(split_slos(get("llm_slo")))
         self.collector.good = goodput_predicate(self.slos)
         self.summary_path: str | None = get("llm_summary")
@@ -368,19 +400,20 @@ class LLMRuntime:
 
     def finish(self, res: LLMResult) -> None:
         """Account one finished request: stats rows, collector, record, event."""
-        self.collector.request_finished()
+        self.collector.request_finished(time.time())
         if res.t_start < self.reset_at:
             res.warmup = True  # in flight across a stats reset: it belongs to neither side
         env = self.environment
         if not res.warmup and res.ok:
             stats = env.stats
+            # on Locust's grid, so min/max/avg and its percentiles agree within a row
             if res.ttft is not None:
-                stats.get("TTFT", "LLM").log(res.ttft, 0)
+                stats.get("TTFT", "LLM").log(on_locust_grid(res.ttft), 0)
             tpot = res.tpot
             if tpot is not None:
-                stats.get("TPOT", "LLM").log(tpot, 0)
+                stats.get("TPOT", "LLM").log(on_locust_grid(tpot), 0)
             if res.itl:
-                log_many(stats.get("ITL", "LLM"), res.exact_itl())
+                log_many(stats.get("ITL", "LLM"), list(map(on_locust_grid, res.exact_itl())))
         self.collector.add(res)
         if self._records is not None:
             line = res.to_json_line()
@@ -869,6 +902,10 @@ def format_summary(s: dict[str, Any]) -> list[str]:
     row("Successful requests:", s["completed"], "{:<10}")
     row("Failed requests:", s["failed"], "{:<10}")
     row("Aborted requests:", s["aborted"], "{:<10}")
+    if s.get("no_data_reason"):  # the zeros below measured nothing: say why
+        lines.append(f"NO DATA: {s['no_data_reason']}")
+    if s.get("midstream_errors"):
+        row("Completed with a mid-stream error:", s["midstream_errors"], "{:<10}")
     row("Benchmark duration (s):", s["duration"])
     row("Total input tokens:", s["total_input_tokens"], "{:<10}")
     row("Total generated tokens:", s["total_output_tokens"], "{:<10}")

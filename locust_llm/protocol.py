@@ -36,7 +36,10 @@ class Chunk(NamedTuple):
 
     ``is_token`` follows vLLM's benchmark: any chunk with non-empty ``choices`` counts as a
     token chunk (the role-only first chat chunk included). ``has_content`` marks the first
-    chunk that carries text, reasoning or a tool call (guidellm's TTFT).
+    chunk that carries text, reasoning or a tool call (guidellm's TTFT); ``answer`` one that
+    carries text or a tool call but not only reasoning (the first non-reasoning output).
+    ``reasoning`` is the chunk's reasoning text, counted with ``text`` when a tokenizer must
+    count the output because the server sent no usage.
     """
 
     is_token: bool
@@ -46,6 +49,8 @@ class Chunk(NamedTuple):
     usage: dict | None
     error: str | None
     id: str | None
+    answer: bool = False
+    reasoning: str = ""
 
 
 DONE = Chunk(False, False, "", None, None, None, None)
@@ -60,12 +65,15 @@ def _body(
     include_usage: bool,
     ignore_eos: bool,
     extra: dict[str, Any],
+    continuous_usage: bool = False,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"model": model, key: payload, "stream": stream}
     if max_tokens is not None:
         body["max_tokens"] = max_tokens
     if stream and include_usage:
         body["stream_options"] = {"include_usage": True}
+        if continuous_usage:  # vLLM: usage (cumulative) in every chunk: tokens per chunk
+            body["stream_options"]["continuous_usage_stats"] = True
     if ignore_eos:
         body["ignore_eos"] = True  # vLLM extension; other servers ignore unknown fields
     body.update(extra)  # last, so users can override anything
@@ -79,11 +87,15 @@ def chat_body(
     *,
     stream: bool = True,
     include_usage: bool = True,
+    continuous_usage: bool = False,
     ignore_eos: bool = False,
     **extra: Any,
 ) -> dict[str, Any]:
     """Body for ``/v1/chat/completions``."""
-    return _body(model, "messages", messages, max_tokens, stream, include_usage, ignore_eos, extra)
+    return _body(
+        model, "messages", messages, max_tokens, stream, include_usage, ignore_eos, extra,
+        continuous_usage,
+    )  # fmt: skip
 
 
 def completions_body(
@@ -93,11 +105,15 @@ def completions_body(
     *,
     stream: bool = True,
     include_usage: bool = True,
+    continuous_usage: bool = False,
     ignore_eos: bool = False,
     **extra: Any,
 ) -> dict[str, Any]:
     """Body for ``/v1/completions``."""
-    return _body(model, "prompt", prompt, max_tokens, stream, include_usage, ignore_eos, extra)
+    return _body(
+        model, "prompt", prompt, max_tokens, stream, include_usage, ignore_eos, extra,
+        continuous_usage,
+    )  # fmt: skip
 
 
 def _error_text(obj: Any) -> str | None:
@@ -167,21 +183,19 @@ def parse_chunk(payload: bytes) -> Chunk:
         delta = choice.get("delta")
         if delta is not None:  # chat
             text = delta.get("content") or ""
-            has = bool(
-                text
-                or delta.get("reasoning_content")
-                or delta.get("reasoning")
-                or delta.get("tool_calls")
-            )
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
+            answer = bool(text or delta.get("tool_calls"))
+            has = answer or bool(reasoning)
         else:  # completions
             text = choice.get("text") or ""
-            has = bool(text)
+            reasoning = ""
+            has = answer = bool(text)
         finish = choice.get("finish_reason")
     except AttributeError as e:
         raise ProtocolError(f"malformed 'choices' in stream chunk: {_preview(payload)}") from e
-    if type(text) is not str:
+    if type(text) is not str or type(reasoning) is not str:
         raise ProtocolError(f"non-string text in stream chunk: {_preview(payload)}")
-    return Chunk(True, has, text, finish, usage, None, obj.get("id"))
+    return Chunk(True, has, text, finish, usage, None, obj.get("id"), answer, reasoning)
 
 
 def error_message(status: int, body: bytes | str | None) -> str:

@@ -23,7 +23,9 @@ from locust.exception import CatchResponseError
 from locust_llm import plugin
 from locust_llm.backoff import Backoff, is_immediate, kind_of
 from locust_llm.errors import describe_connect_error
+from locust_llm.metrics.locust_grid import on_locust_grid
 from locust_llm.metrics.record import LLMResult
+from locust_llm.metrics.tokens import chunk_tokens, count_output
 from locust_llm.protocol import (
     CHAT_PATH,
     COMPLETIONS_PATH,
@@ -144,7 +146,9 @@ class LLMUser(FastHttpUser):
                     if res.stream_closed is None:
                         res.stream_closed = (_perf() - t0) * 1000
                     meta = r.request_meta
-                    meta["response_time"] = res.e2e if res.e2e is not None else res.stream_closed
+                    took = res.e2e if res.e2e is not None else res.stream_closed
+                    # on Locust's grid: every column of Locust's row on the same rounding
+                    meta["response_time"] = on_locust_grid(took) if took is not None else took
                     meta["response_length"] = res.output_tokens
                     if res.aborted:
                         # cut off by the client (users stopped, a caller's timeout): neither a
@@ -226,6 +230,7 @@ class LLMUser(FastHttpUser):
             payload,
             max_tokens if max_tokens is not None else llm.max_tokens,
             ignore_eos=extra.pop("ignore_eos", llm.ignore_eos),
+            continuous_usage=extra.pop("continuous_usage", llm.continuous_usage),
             **extra,
         )
         return self.stream_request(
@@ -271,7 +276,10 @@ class LLMUser(FastHttpUser):
         first = last = None
         data_stamp = None
         chunks = 0
+        content_chunks = 0
         content_at = -1
+        cum_tokens: list[int] = []  # continuous usage: completion_tokens after each chunk
+        reasoning: list[str] = []
         done = False
         usage = None
         while True:
@@ -308,9 +316,15 @@ class LLMUser(FastHttpUser):
                     k_stamp.append(ks)
                     k_seq.append(kq)
                     k_kind.append(kk)
-                if c.has_content and content_at < 0:
-                    content_at = chunks
-                    res.ttft_content = (stamp - t0) * 1000
+                if c.has_content:
+                    content_chunks += 1
+                    if content_at < 0:
+                        content_at = chunks
+                        res.ttft_content = (stamp - t0) * 1000
+                    if c.answer and res.ttfot is None:
+                        res.ttfot = (stamp - t0) * 1000
+                    if c.reasoning:
+                        reasoning.append(c.reasoning)
                 chunks += 1
                 if c.text:
                     add_piece(c.text)
@@ -318,29 +332,30 @@ class LLMUser(FastHttpUser):
                     res.finish_reason = c.finish_reason
                 if c.usage is not None:
                     usage = c.usage
+                    cum_tokens.append(usage.get("completion_tokens") or 0)
                 if res.id is None:
                     res.id = c.id
             elif c is DONE:
                 done = True
             elif c.error is not None:
-                if res.error is None:
-                    res.error = f"error event mid-stream: {c.error}"
+                if res.midstream_error is None:
+                    res.midstream_error = f"error event mid-stream: {c.error}"
             elif c.usage is not None:
                 usage = c.usage
         res.stream_closed = (perf() - t0) * 1000
         res.token_chunks = chunks
+        res.content_chunks = content_chunks
         res.text = "".join(pieces)
         if first is not None:
             res.ttft = (first - t0) * 1000
             res.e2e = (last - t0) * 1000  # type: ignore[operator]
         if sock is not None:
             self._apply_kernel_stamps(res, t0, sock, k_user, k_stamp, k_seq, k_kind, content_at)
-        if usage:
-            res.output_tokens = int(usage.get("completion_tokens") or 0)
-            res.prompt_tokens = usage.get("prompt_tokens", prompt_tokens)
-        else:
-            res.output_tokens = chunks
-            res.prompt_tokens = prompt_tokens
+        count_output(res, usage, prompt_tokens, self.llm.output_tokenizer, reasoning)
+        if len(cum_tokens) == chunks and chunks:
+            res.chunk_tokens = chunk_tokens(cum_tokens)
+        if res.error is None and res.midstream_error is not None and chunks == 0:
+            res.error = res.midstream_error  # vLLM: no token chunk, so a failure
         if res.error is None:
             if not done and res.finish_reason is None:
                 res.error = (

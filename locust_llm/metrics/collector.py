@@ -1,8 +1,10 @@
 """Per-second windows of LLM metrics, mergeable across Locust processes and workers.
 
-Each finished request is folded into the window of the wall-clock second it *started* in
-(latency sketches, request and token counts); output tokens are also spread over the seconds they
-*arrived* in, which gives vLLM's peak output tokens/s. Windows are small (a few sketches and
+Each finished request is folded into the window of the wall-clock second it *finished* in
+(latency samples, request and token counts), so a chart of completions per second shows when
+requests completed; output tokens are also spread over the seconds they *arrived* in (tokens
+per second, vLLM's peak output tokens/s), and the in-flight count is the true maximum reached
+in each second (every start and every finish is seen). Windows are small (a few sketches and
 counters), so a worker ships only the windows that changed since its last report, and the
 master merges them exactly; the summary is therefore the same in local, ``--processes`` and
 master/worker runs.
@@ -11,11 +13,12 @@ master/worker runs.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
+from locust_llm.metrics.distribution import EXACT_CAP, Distribution
 from locust_llm.metrics.record import LLMResult
-from locust_llm.metrics.sketch import LogHistogram
 
 __all__ = ["Collector", "Window", "LATENCY_METRICS"]
 
@@ -27,6 +30,10 @@ LATENCY_METRICS = (
     "itl",
     "e2el",
     "queue_time",
+    # time to the first non-reasoning output (text or tool call)
+    "ttfot",
+    # continuous usage stats only: each later chunk's gap spread over the tokens it carried
+    "itl_token",
     # client health (kernel timestamps): how late the client parsed a token after the kernel
     # received it, and how long after t0 the request was handed to the kernel
     "read_lateness",
@@ -43,6 +50,7 @@ _COUNTERS = (
     "input_tokens",
     "output_tokens",
     "inflight_max",
+    "inflight_last",  # requests in flight after this second's last start or finish
     # requested max_tokens vs what was generated, for requests that asked for a length
     "requested_tokens",
     "requested_output",
@@ -53,41 +61,65 @@ _COUNTERS = (
     "first_shared",
     "stamp_fallbacks",
     "itl_excluded",
+    # error events after token chunks (such requests count as completed, as in vLLM)
+    "midstream_errors",
+    # usage details: prefix-cache hits over the prompt tokens of requests that reported them
+    "cached_tokens",
+    "cached_prompt_tokens",
+    "reasoning_tokens",
+    # completed requests by where their output token count came from
+    "src_usage",
+    "src_tokenizer",
+    "src_chunks",
+    # continuous usage stats: token-carrying chunks and their tokens
+    "usage_chunks",
+    "usage_chunk_tokens",
 )
 
 
+# Event counts by time slot (an int of epoch × scale), summed exactly across processes:
+# name -> (wire key, slots per second, what it counts)
+SLOTS = {
+    # output tokens (usage counts spread over the chunks) by arrival: charts, token-based peak
+    "tokens_arrived": ("ta", 10, "output tokens by the 100 ms they arrived in"),
+    # token chunks by arrival, one each as vLLM counts them for max_output_tokens_per_s
+    "chunks_ms": ("ch", 1000, "token chunks by the millisecond they arrived in"),
+    # successful requests by the millisecond they started and ended (vLLM's active span)
+    "starts_ms": ("st", 1000, "successful requests by the millisecond they started"),
+    "ends_ms": ("en", 1000, "successful requests by the millisecond of their last chunk"),
+}
+
+
 class Window:
-    """Everything measured for requests that started in one wall-clock second."""
+    """Everything measured for requests that finished in one wall-clock second."""
 
     __slots__ = (
+        *SLOTS,
         "sketches",
         "first_start",
         "first_ok",
         "last_end",
-        "tokens_arrived",
-        "conc",
         "errors",
         *_COUNTERS,
     )
 
-    def __init__(self) -> None:
-        self.sketches = {m: LogHistogram() for m in LATENCY_METRICS}
+    def __init__(self, sketch_only: frozenset[str] | set[str] = frozenset()) -> None:
+        self.sketches = {m: Distribution(m not in sketch_only) for m in LATENCY_METRICS}
         self.first_start = math.inf
         self.first_ok = math.inf  # first start of a successful request (vLLM's bucket origin)
         self.last_end = -math.inf
-        # output tokens by the decisecond (int(epoch * 10)) their chunk arrived in, and the
-        # net count of successful requests starting minus ending per decisecond: vLLM's peak
-        # tokens/s and peak concurrency, computed at 100 ms resolution
-        self.tokens_arrived: dict[int, int] = {}
-        self.conc: dict[int, int] = {}
+        for name in SLOTS:
+            setattr(self, name, {})
         self.errors: dict[str, int] = {}
         for c in _COUNTERS:
             setattr(self, c, 0)
 
     def row(self, sec: int) -> dict[str, Any]:
-        """This second's chart row (output tokens are filled in by the collector)."""
-        ttft = self.sketches["ttft"].quantiles([0.5, 0.95])
-        itl = self.sketches["itl"].quantiles([0.5, 0.99])
+        """This second's chart row (output tokens are filled in by the collector). Latency
+        of a second in which no request finished is None: no data, not 0 ms."""
+        t, i = self.sketches["ttft"], self.sketches["itl"]
+        ttft = t.quantiles([0.5, 0.95]) if t.count else [None, None]
+        itl = i.quantiles([0.5, 0.99]) if i.count else [None, None]
         return {
             "t": sec,
             "requests": self.completed,
@@ -96,22 +128,23 @@ class Window:
             "output_tokens": 0,
             "input_tokens": self.input_tokens,
             "in_flight": self.inflight_max,
+            "in_flight_last": self.inflight_last,
             "ttft_p50_ms": ttft[0],
             "ttft_p95_ms": ttft[1],
             "itl_p50_ms": itl[0],
             "itl_p99_ms": itl[1],
         }
 
-    def merge(self, other: Window) -> None:
+    def merge(self, other: Window, slots: bool = True) -> None:
         for m, h in other.sketches.items():
             self.sketches[m].merge(h)
         self.first_start = min(self.first_start, other.first_start)
         self.first_ok = min(self.first_ok, other.first_ok)
         self.last_end = max(self.last_end, other.last_end)
-        for s, n in other.tokens_arrived.items():
-            self.tokens_arrived[s] = self.tokens_arrived.get(s, 0) + n
-        for s, n in other.conc.items():
-            self.conc[s] = self.conc.get(s, 0) + n
+        for name in SLOTS if slots else ():
+            mine = getattr(self, name)
+            for s, n in getattr(other, name).items():
+                mine[s] = mine.get(s, 0) + n
         for e, n in other.errors.items():
             self.errors[e] = self.errors.get(e, 0) + n
         for c in _COUNTERS:
@@ -124,8 +157,8 @@ class Window:
         d["fs"] = self.first_start if self.first_start != math.inf else None
         d["le"] = self.last_end if self.last_end != -math.inf else None
         d["fo"] = self.first_ok if self.first_ok != math.inf else None
-        d["ta"] = [[s, n] for s, n in self.tokens_arrived.items()]
-        d["cc"] = [[s, n] for s, n in self.conc.items()]
+        for name, (key, _, _) in SLOTS.items():
+            d[key] = [[s, n] for s, n in getattr(self, name).items()]
         d["er"] = self.errors
         return d
 
@@ -135,12 +168,12 @@ class Window:
         for c in _COUNTERS:
             setattr(w, c, d.get(c, 0))
         for m, h in d.get("sk", {}).items():
-            w.sketches[m] = LogHistogram.from_dict(h)
+            w.sketches[m] = Distribution.from_dict(h)
         w.first_start = d["fs"] if d.get("fs") is not None else math.inf
         w.last_end = d["le"] if d.get("le") is not None else -math.inf
         w.first_ok = d["fo"] if d.get("fo") is not None else math.inf
-        w.tokens_arrived = {int(s): n for s, n in d.get("ta", [])}
-        w.conc = {int(s): n for s, n in d.get("cc", [])}
+        for name, (key, _, _) in SLOTS.items():
+            setattr(w, name, {int(s): n for s, n in d.get(key, [])})
         w.errors = dict(d.get("er", {}))
         return w
 
@@ -156,8 +189,15 @@ class Collector:
         self,
         good: Callable[[LLMResult], bool] | None = None,
         full_resolution_s: int = FULL_RESOLUTION_S,
+        exact_cap: int = EXACT_CAP,
     ) -> None:
         self.windows: dict[int, Window] = {}
+        # Percentiles are numpy's over the samples until a metric has more than exact_cap of
+        # them in this run (this process's share, on a worker); then that metric's samples are
+        # dropped everywhere and it is sketch-only, so memory and report size stay bounded.
+        self.exact_cap = exact_cap
+        self.sample_counts: dict[str, int] = dict.fromkeys(LATENCY_METRICS, 0)
+        self.sketch_only: set[str] = set()
         self._dirty: set[int] = set()
         self.good = good
         self.inflight = 0
@@ -167,9 +207,9 @@ class Collector:
         self.full_resolution_s = full_resolution_s
         self.archive: dict[int, Window] = {}  # minute -> compacted windows
         self.frozen_rows: dict[int, dict[str, Any]] = {}  # second -> its chart row
-        self.archived_tokens: dict[int, int] = {}  # arrival decisecond -> tokens
-        self.archived_conc: dict[int, int] = {}  # decisecond -> net starts - ends
-        self._shipped_inflight: dict[int, int] = {}  # worker: per-second peak already shipped
+        self.archived: dict[str, dict[int, int]] = {name: {} for name in SLOTS}
+        # worker: per-second (peak, last level) already shipped
+        self._shipped_inflight: dict[int, tuple[int, int]] = {}
         self._newest = -1
         self._frozen_before = -1
         self.shipping = False  # workers ship windows away instead of compacting them
@@ -183,9 +223,9 @@ class Collector:
                 m = sec // 60
                 w = self.archive.get(m)
                 if w is None:
-                    w = self.archive[m] = Window()
+                    w = self.archive[m] = Window(self.sketch_only)
                 return w
-            w = self.windows[sec] = Window()
+            w = self.windows[sec] = Window(self.sketch_only)
             if sec > self._newest:
                 self._newest = sec
                 if not self.shipping and sec - self.full_resolution_s > self._frozen_before:
@@ -198,14 +238,11 @@ class Collector:
             w = self.windows.pop(sec)
             self._dirty.discard(sec)
             self.frozen_rows[sec] = w.row(sec)
-            for src, dst in (
-                (w.tokens_arrived, self.archived_tokens),
-                (w.conc, self.archived_conc),
-            ):
-                for a, n in src.items():
+            for name in SLOTS:
+                dst = self.archived[name]
+                for a, n in getattr(w, name).items():
                     dst[a] = dst.get(a, 0) + n
-            w.tokens_arrived = {}
-            w.conc = {}
+                setattr(w, name, {})
             m = sec // 60
             if m in self.archive:
                 self.archive[m].merge(w)
@@ -219,15 +256,37 @@ class Collector:
         w = self._window(int(t_epoch))
         if self.inflight > w.inflight_max:
             w.inflight_max = self.inflight
+        w.inflight_last = self.inflight
 
-    def request_finished(self) -> None:
+    def request_finished(self, t_epoch: float | None = None) -> None:
+        """Called when a request ends: the level it held counts in this second's maximum."""
+        w = self._window(int(time.time() if t_epoch is None else t_epoch))
+        if self.inflight > w.inflight_max:
+            w.inflight_max = self.inflight
         self.inflight = max(self.inflight - 1, 0)
+        w.inflight_last = self.inflight
+
+    def _count_samples(self, metric: str, n: int) -> None:
+        total = self.sample_counts[metric] = self.sample_counts[metric] + n
+        if total > self.exact_cap and metric not in self.sketch_only:
+            self.sketch_only.add(metric)
+            for group in (self.windows, self.archive):
+                for w in group.values():
+                    w.sketches[metric].drop_samples()
 
     def add(self, r: LLMResult) -> None:
         """Fold one finished request in. O(tokens of that request), i.e. O(1) per token."""
         if r.warmup:
             return
-        w = self._window(int(r.t_start))
+        took = (r.e2e if r.e2e is not None else r.stream_closed) or 0.0
+        w = self._window(int(r.t_start + took / 1000.0))
+        before = [d.count for d in w.sketches.values()]
+        self._add(w, r)
+        for (m, d), n in zip(w.sketches.items(), before, strict=True):
+            if d.count != n:
+                self._count_samples(m, d.count - n)
+
+    def _add(self, w: Window, r: LLMResult) -> None:
         sk = w.sketches
         sk["queue_time"].add(r.queue_time)  # zeros too: the share that did not wait matters
         if r.t_start < w.first_start:
@@ -246,6 +305,19 @@ class Collector:
         w.completed += 1
         w.input_tokens += r.prompt_tokens or 0
         w.output_tokens += r.output_tokens
+        if r.midstream_error is not None:
+            w.midstream_errors += 1
+        src = "src_" + r.output_tokens_source
+        setattr(w, src, getattr(w, src) + 1)
+        if r.cached_tokens is not None:
+            w.cached_tokens += r.cached_tokens
+            w.cached_prompt_tokens += r.prompt_tokens or 0
+        if r.reasoning_tokens is not None:
+            w.reasoning_tokens += r.reasoning_tokens
+        if r.ttfot is not None:
+            sk["ttfot"].add(r.ttfot)
+        if r.chunk_tokens:
+            self._token_weighted(w, r)
         if r.max_tokens:
             w.requested_tokens += r.max_tokens
             w.requested_output += r.output_tokens
@@ -276,13 +348,36 @@ class Collector:
             w.good += 1
         if r.t_start < w.first_ok:
             w.first_ok = r.t_start
-        if r.e2e is not None:  # vLLM: a successful request is active over [start, start+latency)
-            conc = w.conc
-            d0 = int(r.t_start * 10)
-            d1 = int((r.t_start + r.e2e / 1000.0) * 10)
-            conc[d0] = conc.get(d0, 0) + 1
-            conc[d1] = conc.get(d1, 0) - 1
+        if r.e2e is not None:  # vLLM: a successful request is active from start to last chunk
+            m0 = int(r.t_start * 1000)
+            m1 = int((r.t_start + r.e2e / 1000.0) * 1000)
+            w.starts_ms[m0] = w.starts_ms.get(m0, 0) + 1
+            w.ends_ms[m1] = w.ends_ms.get(m1, 0) + 1
         self._spread_tokens(w, r)
+
+    @staticmethod
+    def _token_weighted(w: Window, r: LLMResult) -> None:
+        """Token-weighted ITL from per-chunk token counts: the time before each chunk after
+        the first token's, spread evenly over the tokens it carried (k samples of gap/k);
+        gaps before chunks with no token carry over to the next one that has some."""
+        ct = r.chunk_tokens or []
+        w.usage_chunks += sum(1 for k in ct if k)
+        w.usage_chunk_tokens += sum(ct)
+        if len(ct) != len(r.itl) + 1:
+            return
+        out: list[float] = []
+        seen_token = ct[0] > 0
+        pending = 0.0
+        for gap, k in zip(r.itl, ct[1:], strict=True):
+            if not seen_token:
+                seen_token = k > 0
+                continue
+            pending += gap
+            if k:
+                out.extend([pending / k] * k)
+                pending = 0.0
+        if out:
+            w.sketches["itl_token"].add_many(out)
 
     @staticmethod
     def _spread_tokens(w: Window, r: LLMResult) -> None:
@@ -299,19 +394,17 @@ class Collector:
         n = r.output_tokens
         t = r.t_start + r.ttft / 1000.0
         ta = w.tokens_arrived
-        ds = int(t * 10)
-        if n == chunks:  # the usual case: one token per chunk
-            ta[ds] = ta.get(ds, 0) + 1
-            for gap in r.itl:
-                t += gap / 1000.0
-                ds = int(t * 10)
-                ta[ds] = ta.get(ds, 0) + 1
-            return
+        ch = w.chunks_ms
+        ms = int(t * 1000)
+        ch[ms] = ch.get(ms, 0) + 1
         done = n // chunks
+        ds = ms // 100
         ta[ds] = ta.get(ds, 0) + done
         for i, gap in enumerate(r.itl, 2):
             t += gap / 1000.0
-            ds = int(t * 10)
+            ms = int(t * 1000)
+            ch[ms] = ch.get(ms, 0) + 1
+            ds = ms // 100
             upto = i * n // chunks
             ta[ds] = ta.get(ds, 0) + upto - done
             done = upto
@@ -328,9 +421,10 @@ class Collector:
                 continue
             # a second can be shipped twice (a report mid-second); the master adds windows, so
             # send only how much this second's in-flight peak rose since the last report
-            prev = shipped.get(sec, 0)
-            shipped[sec] = max(prev, w.inflight_max)
+            prev, prev_last = shipped.get(sec, (0, 0))
+            shipped[sec] = (max(prev, w.inflight_max), w.inflight_last)
             w.inflight_max = max(w.inflight_max - prev, 0)
+            w.inflight_last -= prev_last  # the master adds: ship the change
             out[str(sec)] = w.to_dict()
         self._dirty.clear()
         if len(shipped) > 64:
@@ -341,48 +435,50 @@ class Collector:
     def merge_delta(self, data: dict[str, Any]) -> None:
         for s, wd in data.items():
             self._window(int(s)).merge(Window.from_dict(wd))
+            for m, h in wd.get("sk", {}).items():
+                self._count_samples(m, h["n"])
 
     def reset(self) -> None:
         self.windows.clear()
         self._dirty.clear()
         self.archive.clear()
         self.frozen_rows.clear()
-        self.archived_tokens.clear()
-        self.archived_conc.clear()
+        for d in self.archived.values():
+            d.clear()
         self._shipped_inflight.clear()
+        self.sample_counts = dict.fromkeys(LATENCY_METRICS, 0)
+        self.sketch_only.clear()
         self._newest = self._frozen_before = -1
 
     def merged(self, start: float | None = None, end: float | None = None) -> Window:
         """All windows whose second lies in [start, end) folded into one.
 
-        Compacted minutes are included whole when their first second is in the range, so a
+        Event slots are left out (``slots()`` has them for the whole run). Compacted minutes
+        are included whole when their first second is in the range, so a
         range that cuts through a compacted minute is approximate at that edge.
         """
         total = Window()
         for s, w in self.windows.items():
             if (start is None or s >= start) and (end is None or s < end):
-                total.merge(w)
+                total.merge(w, slots=False)
         for m, w in self.archive.items():
             s = m * 60
             if (start is None or s >= start) and (end is None or s < end):
-                total.merge(w)
+                total.merge(w, slots=False)
         return total
 
-    def _deciseconds(self, attr: str, archived: dict[int, int]) -> dict[int, int]:
-        out = dict(archived)
+    def slots(self, name: str) -> dict[int, int]:
+        """One of :data:`SLOTS` over the whole run (live, shipped and compacted seconds)."""
+        out = dict(self.archived[name])
         for group in (self.windows, self.archive):
             for w in group.values():
-                for d, n in getattr(w, attr).items():
+                for d, n in getattr(w, name).items():
                     out[d] = out.get(d, 0) + n
         return out
 
     def tokens_by_decisecond(self) -> dict[int, int]:
         """Output tokens by the 100 ms slot (``int(epoch * 10)``) they arrived in."""
-        return self._deciseconds("tokens_arrived", self.archived_tokens)
-
-    def concurrency_events(self) -> dict[int, int]:
-        """Successful requests starting minus ending, per 100 ms slot."""
-        return self._deciseconds("conc", self.archived_conc)
+        return self.slots("tokens_arrived")
 
     def tokens_per_second(self) -> dict[int, int]:
         """Output tokens by the wall-clock second they arrived in, over the whole run."""
@@ -392,16 +488,34 @@ class Collector:
         return out
 
     def rows(self) -> list[dict[str, Any]]:
-        """One chart row per wall-clock second (frozen rows for compacted seconds)."""
+        """One chart row per wall-clock second (frozen rows for compacted seconds).
+
+        ``partial`` marks the first and the last second: the run covered only part of them,
+        so their counts are not a rate and charts leave them out. A second with no start or
+        finish had the level the previous second ended with in flight all along.
+        """
         tokens = self.tokens_per_second()
         secs = set(self.windows) | set(self.frozen_rows) | set(tokens)
         if not secs:
             return []
-        empty = Window()
         rows = []
-        for s in range(min(secs), max(secs) + 1):
+        lo, hi = min(secs), max(secs)
+        level = 0
+        for s in range(lo, hi + 1):
             frozen = self.frozen_rows.get(s)
-            row = dict(frozen) if frozen is not None else self.windows.get(s, empty).row(s)
+            w = self.windows.get(s)
+            if frozen is not None:
+                row = dict(frozen)
+            elif w is not None:
+                row = w.row(s)
+            else:
+                row = Window().row(s)
+                row["in_flight"] = level
+            if w is not None:
+                level = w.inflight_last
+            elif frozen is not None:
+                level = frozen.get("in_flight_last", level)
             row["output_tokens"] = tokens.get(s, 0)
+            row["partial"] = s in (lo, hi)
             rows.append(row)
         return rows

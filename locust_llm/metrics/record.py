@@ -24,16 +24,22 @@ _RECORD_FIELDS = (
     "queue_time",
     "ttft",
     "ttft_content",
+    "ttfot",
     "itl",
     "e2e",
     "stream_closed",
     "prompt_tokens",
     "max_tokens",
     "output_tokens",
+    "output_tokens_source",
     "token_chunks",
+    "content_chunks",
+    "cached_tokens",
+    "reasoning_tokens",
     "finish_reason",
     "status",
     "error",
+    "midstream_error",
     "aborted",
     "warmup",
     "timestamps",
@@ -63,10 +69,23 @@ class LLMResult:
     prompt_tokens: int | None = None
     max_tokens: int | None = None  # requested; compared with output_tokens in the summary
     output_tokens: int = 0
+    # where output_tokens came from: "usage" (the server's completion_tokens), "tokenizer"
+    # (--llm-tokenizer over the generated text) or "chunks" (chunks that carried text)
+    output_tokens_source: str = "usage"
     token_chunks: int = 0
+    content_chunks: int = 0  # chunks with text, reasoning or a tool call (not role, not empty)
+    # usage details, when the server reports them
+    cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens
+    reasoning_tokens: int | None = None  # usage.completion_tokens_details.reasoning_tokens
+    ttfot: float | None = None  # ms to the first text/tool-call chunk (not reasoning)
+    # continuous usage stats: tokens carried by each token chunk (not in records)
+    chunk_tokens: list[int] | None = None
     finish_reason: str | None = None
     status: int = 0
     error: str | None = None
+    # an error event after token chunks: vLLM counts the request successful with the tokens
+    # it got; kept here so it is not invisible (summary: midstream_errors)
+    midstream_error: str | None = None
     aborted: bool = False
     warmup: bool = False
     text: str = ""

@@ -1,8 +1,8 @@
 """The run summary, with ``vllm bench serve``'s field names, built from merged windows.
 
 Throughput is over the measured window: first dispatch (after warm-up) to last completion,
-as vLLM's ``benchmark_duration``. Percentiles come from the sketches (≤ 1 % relative error),
-never from Locust's rounded response-time dict.
+as vLLM's ``benchmark_duration``. Percentiles are numpy's over the samples while they are kept
+(the sketch's, within its bound, beyond), never Locust's rounded response-time dict.
 """
 
 from __future__ import annotations
@@ -10,7 +10,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from locust_llm.metrics.collector import LATENCY_METRICS, Collector, Window
+from locust_llm.metrics.nodata import no_data_reason
 
 __all__ = ["PERCENTILES", "summarize", "metric_fields", "interval_rows"]
 
@@ -41,6 +44,26 @@ def metric_fields(name: str, window: Window) -> dict[str, float]:
 def interval_rows(collector: Collector) -> list[dict[str, Any]]:
     """One row per wall-clock second, for charts (web UI, report)."""
     return collector.rows()
+
+
+def usage_fields(w: Window) -> dict[str, Any]:
+    """locust-llm's extras from usage: mid-stream errors, prefix-cache hits, reasoning
+    tokens, tokens per chunk, and where the output token counts came from."""
+    sources = {"usage": w.src_usage, "tokenizer": w.src_tokenizer, "chunks": w.src_chunks}
+    used = [k for k, n in sources.items() if n]
+    return {
+        "midstream_errors": w.midstream_errors,
+        "output_tokens_source": used[0] if len(used) == 1 else ("mixed" if used else None),
+        "output_tokens_sources": sources,
+        "total_cached_tokens": w.cached_tokens,
+        "prefix_cache_hit_rate": (
+            w.cached_tokens / w.cached_prompt_tokens if w.cached_prompt_tokens else None
+        ),
+        "total_reasoning_tokens": w.reasoning_tokens,
+        "mean_tokens_per_chunk": (
+            w.usage_chunk_tokens / w.usage_chunks if w.usage_chunks else None
+        ),
+    }
 
 
 def client_health(w: Window, s: dict[str, Any]) -> dict[str, Any]:
@@ -82,8 +105,8 @@ def client_health(w: Window, s: dict[str, Any]) -> dict[str, Any]:
 
 
 def summarize_range(collector: Collector, start: float, end: float) -> dict[str, Any]:
-    """The summary's request, token and latency fields for requests started in [start, end):
-    one step of a stepped sweep. Throughput is over the step's own measured duration."""
+    """The summary's request, token and latency fields for requests that finished in
+    [start, end): one step of a stepped sweep. Throughput is over the step's own duration."""
     w = collector.merged(int(start), int(end))
     duration = max(end - start, 0.0)
 
@@ -108,30 +131,45 @@ def summarize_range(collector: Collector, start: float, end: float) -> dict[str,
     return out
 
 
-def peak_tokens_per_s(collector: Collector, origin: float) -> float:
-    """vLLM's ``max_output_tokens_per_s``: the most output tokens in one 1 s bucket, buckets
-    counted from the first successful request's start (here at 100 ms alignment)."""
-    per_ds = collector.tokens_by_decisecond()
-    if not per_ds or origin == math.inf:
+def _buckets(slots: dict[int, int], scale: int, origin: float) -> tuple[np.ndarray, np.ndarray]:
+    """(vLLM bucket, count) per slot: ``int(t - min_start_time)`` with t the slot's start."""
+    if not slots:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    keys = np.fromiter(slots.keys(), dtype=np.float64, count=len(slots))
+    counts = np.fromiter(slots.values(), dtype=np.int64, count=len(slots))
+    rel = keys / scale - origin
+    return np.where(rel >= 0, rel.astype(np.int64), -1), counts
+
+
+def peak_tokens_per_s(collector: Collector, origin: float, by: str = "chunks_ms") -> float:
+    """vLLM's ``max_output_tokens_per_s``: the most token chunks (one each, whatever usage
+    says) in one 1 s bucket, buckets counted from the first successful request's start.
+    ``by="tokens_arrived"`` counts usage tokens instead (the token-based peak)."""
+    if origin == math.inf:
         return 0.0
-    base = int(origin * 10)
-    buckets: dict[int, int] = {}
-    for d, n in per_ds.items():
-        k = (d - base) // 10
-        buckets[k] = buckets.get(k, 0) + n
-    return float(max(buckets.values()))
+    k, n = _buckets(collector.slots(by), 1000 if by == "chunks_ms" else 10, origin)
+    keep = k >= 0
+    if not keep.any():
+        return 0.0
+    return float(np.bincount(k[keep], weights=n[keep]).max())
 
 
-def peak_concurrency(collector: Collector) -> int:
-    """vLLM's ``max_concurrent_requests``: the peak number of successful requests active at
-    once (sweep over [start, start + latency)), here with starts and ends in 100 ms slots,
-    ends first: a request shorter than 100 ms inside one slot is not seen."""
-    level = peak = 0
-    for _, delta in sorted(collector.concurrency_events().items()):
-        level += delta
-        if level > peak:
-            peak = level
-    return peak
+def peak_concurrency(collector: Collector, origin: float) -> int:
+    """vLLM's ``max_concurrent_requests``: the most successful requests active in one 1 s
+    bucket, a request counting in every bucket from the one it started in to the one its
+    last chunk arrived in (so short requests are never missed)."""
+    if origin == math.inf:
+        return 0
+    ks, ns = _buckets(collector.slots("starts_ms"), 1000, origin)
+    ke, ne = _buckets(collector.slots("ends_ms"), 1000, origin)
+    if not len(ks):
+        return 0
+    size = int(max(ks.max(), ke.max() if len(ke) else 0)) + 2
+    starts = np.bincount(np.maximum(ks, 0), weights=ns, minlength=size)
+    ends = np.bincount(np.maximum(ke, 0), weights=ne, minlength=size)
+    # active in bucket b: started at or before b, and not ended before b
+    active = np.cumsum(starts) - np.concatenate(([0.0], np.cumsum(ends)[:-1]))
+    return int(active.max())
 
 
 def summarize(
@@ -168,7 +206,11 @@ def summarize(
         "output_throughput": rate(w.output_tokens),
         "total_token_throughput": rate(w.input_tokens + w.output_tokens),
         "max_output_tokens_per_s": peak_tokens_per_s(collector, w.first_ok),
-        "max_concurrent_requests": peak_concurrency(collector),
+        "max_concurrent_requests": peak_concurrency(collector, w.first_ok),
+        # locust-llm's own: usage tokens (not chunks) per 1 s bucket, same buckets
+        "max_output_tokens_per_s_by_tokens": peak_tokens_per_s(
+            collector, w.first_ok, "tokens_arrived"
+        ),
         # client view: requests in flight at dispatch (failed and warm-up included)
         "max_inflight_requests": max(inflight.values()) if inflight else 0,
         "total_requested_output_tokens": w.requested_tokens,
@@ -176,6 +218,8 @@ def summarize(
             w.requested_output / w.requested_tokens if w.requested_tokens else None
         ),
     }
+    out["no_data_reason"] = no_data_reason(out)
+    out.update(usage_fields(w))
     for m in LATENCY_METRICS:
         out.update(metric_fields(m, w))
     out.update(client_health(w, out))
@@ -185,6 +229,6 @@ def summarize(
     if include_intervals:
         out["intervals"] = interval_rows(collector)
     if include_histograms:
-        out["histograms"] = {m: h.to_dict() for m, h in w.sketches.items()}
+        out["histograms"] = {m: h.sketch.to_dict() for m, h in w.sketches.items()}
     out["meta"] = dict(meta or {})
     return out

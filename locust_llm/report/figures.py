@@ -9,6 +9,7 @@ entities, so escaped text displays as typed and can never become markup.
 from __future__ import annotations
 
 import html
+import math
 from collections import defaultdict
 from typing import Any
 
@@ -20,9 +21,11 @@ from plotly.subplots import make_subplots
 from .load import Scenario
 from .stats import ecdf
 from .sweeps import Sweep
-from .tables import metric_column
+from .tables import metric_column, no_data
 
 TEMPLATE = "plotly_white"
+# plotly's mode bar stands vertical at the right edge, so it never covers a (subplot) title
+MODEBAR = {"orientation": "v"}
 METRIC_TITLES = {
     "ttft": "TTFT (ms)",
     "tpot": "TPOT (ms)",
@@ -57,10 +60,19 @@ def sweep_figure(sweep: Sweep) -> go.Figure:
     for i, c in enumerate(sweep.curves):
         color = _palette(i)
         name = esc(c.label)
+        # a point with no completed request has no throughput: a gap and a note, never a 0
+        gaps = [no_data(s) for s in c.scenarios]
+        tput = [None if g else y for y, g in zip(c.throughput, gaps, strict=False)]
+        for x, g in zip(c.xs, gaps, strict=False):
+            if g:
+                fig.add_annotation(
+                    x=x, y=0, text="no data", hovertext=esc(g), showarrow=False,
+                    yanchor="bottom", font={"color": "#999", "size": 11}, row=1, col=1,
+                )  # fmt: skip
         fig.add_trace(
             go.Scatter(
                 x=c.xs,
-                y=c.throughput,
+                y=tput,
                 mode="lines+markers",
                 name=name,
                 legendgroup=name,
@@ -116,7 +128,7 @@ def sweep_figure(sweep: Sweep) -> go.Figure:
     fig.update_xaxes(title_text=esc(sweep.axis))
     fig.update_yaxes(title_text="output tokens/s", row=1, col=1, rangemode="tozero")
     fig.update_yaxes(title_text="TTFT ms (solid p50, dashed p99)", row=1, col=2, rangemode="tozero")
-    fig.update_layout(template=TEMPLATE, height=420, margin={"t": 50, "b": 50})
+    fig.update_layout(template=TEMPLATE, height=420, margin={"t": 50, "b": 50}, modebar=MODEBAR)
     return fig
 
 
@@ -154,7 +166,7 @@ def cdf_figure(scenarios: list[Scenario]) -> go.Figure | None:
             )
     fig.update_yaxes(title_text="fraction of requests ≤ x", range=[0, 1.01])
     fig.update_xaxes(type="log")
-    fig.update_layout(template=TEMPLATE, height=620, margin={"t": 50})
+    fig.update_layout(template=TEMPLATE, height=620, margin={"t": 50}, modebar=MODEBAR)
     return fig
 
 
@@ -184,16 +196,18 @@ def timeseries_figure(sc: Scenario) -> go.Figure | None:
     ts = [_num(i.get("t")) - t0 for i in iv]
 
     def series(key: str) -> list[float]:
-        return [_num(i.get(key)) for i in iv]
+        # the run's first and last seconds are partial: a count there is not a rate
+        rate = key in ("requests", "failed", "output_tokens")
+        return [math.nan if rate and i.get("partial") else _num(i.get(key)) for i in iv]
 
     if iv:
         rows.append(
             (
                 "per second",
                 [
-                    go.Scatter(x=ts, y=series("requests"), name="requests/s"),
+                    go.Scatter(x=ts, y=series("requests"), name="completed/s (by finish)"),
                     go.Scatter(x=ts, y=series("failed"), name="failed/s"),
-                    go.Scatter(x=ts, y=series("output_tokens"), name="output tok/s"),
+                    go.Scatter(x=ts, y=series("output_tokens"), name="output tok/s (by arrival)"),
                 ],
             )
         )
@@ -208,7 +222,7 @@ def timeseries_figure(sc: Scenario) -> go.Figure | None:
         )
     load: list[go.Scatter] = []
     if iv:
-        load.append(go.Scatter(x=ts, y=series("in_flight"), name="client in-flight"))
+        load.append(go.Scatter(x=ts, y=series("in_flight"), name="client in-flight (max per s)"))
     by_replica: dict[str, list[dict[str, Any]]] = defaultdict(list)
     nginx: list[dict[str, Any]] = []
     for s in sc.server:
@@ -267,7 +281,7 @@ def timeseries_figure(sc: Scenario) -> go.Figure | None:
     )
     for r, (title, traces) in enumerate(rows, start=1):
         for tr in traces:
-            secondary = tr.name == "output tok/s"
+            secondary = tr.name.startswith("output tok/s")
             tr.mode = "lines"
             tr.legendgroup = f"row{r}"
             if title == "per second":
@@ -299,5 +313,6 @@ def timeseries_figure(sc: Scenario) -> go.Figure | None:
         margin={"t": 40, "b": 40},
         legend={"tracegroupgap": 40},
         hovermode="x unified",
+        modebar=MODEBAR,
     )
     return fig

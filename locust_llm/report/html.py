@@ -157,6 +157,11 @@ def summary_table(columns: list[str], table: list[dict[str, Any]], params: list[
         ]
         cells.append(f"<td>{slo_badge(r.get('slo_passed'))}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
+        if r.get("no_data"):
+            out.append(
+                f'<tr class="nodata"><td class="l muted" colspan="{len(head)}">'
+                f"no data: {esc(r['no_data'])}</td></tr>"
+            )
     out.append("</table></div>")
     return "".join(out)
 

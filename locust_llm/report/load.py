@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from locust_llm.metrics.record import LLMResult
+
 SUMMARY = "summary.json"
 RECORDS = "records.jsonl"
 SCENARIO = "scenario.json"
@@ -106,36 +108,55 @@ def _num(v: Any) -> float:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
 
 
-def samples_from_records(records: list[dict[str, Any]]) -> Samples:
-    """Extract latency arrays with the metric definitions of DESIGN.md §3.
+def _result(r: dict[str, Any]) -> LLMResult:
+    """A record back as the LLMResult it was written from (the fields the metrics use)."""
+    res = LLMResult(name=str(r.get("name") or ""))
+    for k in ("ttft", "e2e", "stream_closed", "t_start"):
+        v = r.get(k)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            setattr(res, k, float(v))
+    n = r.get("output_tokens")
+    res.output_tokens = int(n) if isinstance(n, (int, float)) else 0
+    gaps = r.get("itl")
+    res.itl = (
+        [float(g) for g in gaps if isinstance(g, (int, float))] if isinstance(gaps, list) else []
+    )
+    shared = r.get("shared")
+    res.shared = [int(i) for i in shared] if isinstance(shared, list) else None
+    res.error = str(r["error"]) if r.get("error") else None
+    res.aborted = bool(r.get("aborted"))
+    res.warmup = bool(r.get("warmup"))
+    return res
 
-    TPOT per request = (E2E - TTFT) / (n - 1) for n > 1 output tokens; ITL pooled over all
-    requests (one sample per gap).  Failed requests count in `ok`/`errors` but contribute
-    no latency samples, as in `vllm bench serve`.
+
+def samples_from_records(records: list[dict[str, Any]]) -> Samples:
+    """Latency arrays by the same definitions as the summary: each record is read back into
+    an :class:`LLMResult` and its own ``tpot`` and ``exact_itl()`` are used, so warm-up
+    requests are left out and, with kernel stamps, ITL gaps touching a shared read are
+    excluded, exactly as the collector does. Failed requests count in `ok`/`errors` but
+    contribute no latency samples, as in `vllm bench serve`.
     """
     if not records:
         return Samples.empty()
     ttft, tpot, e2el, itl, t_start, ok = [], [], [], [], [], []
     errors: dict[str, int] = {}
-    for r in records:
-        err = r.get("error")
-        good = not err and not r.get("aborted")
-        ok.append(good)
-        t_start.append(_num(r.get("t_start")))
-        if err:
-            msg = str(err)
-            errors[msg] = errors.get(msg, 0) + 1
-        if not good:
+    for rec in records:
+        r = _result(rec)
+        if r.warmup:
             continue
-        t, e = _num(r.get("ttft")), _num(r.get("e2e"))
-        ttft.append(t)
-        e2el.append(e)
-        n = r.get("output_tokens") or r.get("token_chunks") or 0
-        if isinstance(n, (int, float)) and n > 1 and np.isfinite(t) and np.isfinite(e):
-            tpot.append((e - t) / (n - 1))
-        gaps = r.get("itl") or []
-        if isinstance(gaps, list):
-            itl.extend(g for g in gaps if isinstance(g, (int, float)))
+        ok.append(r.ok)
+        t_start.append(r.t_start if "t_start" in rec else np.nan)
+        if r.error and not r.aborted:
+            errors[r.error] = errors.get(r.error, 0) + 1
+        if not r.ok:
+            continue
+        if r.ttft is not None:
+            ttft.append(r.ttft)
+        if r.e2e is not None:
+            e2el.append(r.e2e)
+        if r.tpot is not None:
+            tpot.append(r.tpot)
+        itl.extend(r.exact_itl())
 
     def arr(xs: list[float]) -> np.ndarray:
         a = np.asarray(xs, dtype=float)

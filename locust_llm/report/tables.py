@@ -61,6 +61,16 @@ def _field(sc: Scenario, metric: str, stat: str) -> float:
     return percentiles(sc.samples.metric(metric)).get(stat, math.nan)
 
 
+def no_data(sc: Scenario) -> str | None:
+    """Why the scenario measured nothing (no completed request), or None."""
+    s = sc.summary
+    if "no_data_reason" in s:
+        return s["no_data_reason"]
+    from locust_llm.metrics.nodata import no_data_reason  # summaries written before the field
+
+    return no_data_reason(s) if "completed" in s else None
+
+
 def scalar_params(sc: Scenario) -> dict[str, Any]:
     """scenario.json parameters that are plain values (what a sweep can vary)."""
     return {
@@ -99,9 +109,11 @@ def scenario_row(sc: Scenario, params: list[str]) -> dict[str, Any]:
     sp = scalar_params(sc)
     for p in params:
         row[p] = sp.get(p, "")
+    reason = no_data(sc)
     for k in THROUGHPUT:
         v = s.get(k)
-        row[k] = float(v) if isinstance(v, (int, float)) else math.nan
+        # no completed request: no throughput was measured (0 would read as a collapse)
+        row[k] = float(v) if isinstance(v, (int, float)) and reason is None else math.nan
     row["completed"] = completed
     row["failed"] = failed
     row["error_rate"] = failed / total if total else math.nan
@@ -109,6 +121,7 @@ def scenario_row(sc: Scenario, params: list[str]) -> dict[str, Any]:
     for m in METRICS:
         for st in STATS:
             row[metric_column(m, st)] = _field(sc, m, st)
+    row["no_data"] = reason or ""
     passed = sc.slo_passed()
     row["slo_passed"] = "" if passed is None else passed
     row["slo"] = "; ".join(

@@ -383,12 +383,17 @@ def _collect(
     if saturated:
         verdict += " SATURATED"
     fails = [s["expr"] for s in slo if not s.get("passed")]
+    if summary.get("no_data_reason"):  # zeros would read as a collapse: say why instead
+        measured = f"NO DATA: {summary['no_data_reason']}"
+    else:
+        measured = (
+            f"{summary.get('request_throughput') or 0:.2f} req/s, "
+            f"{summary.get('output_throughput') or 0:.1f} tok/s, "
+            f"TTFT p50 {ttft or 0:.0f} ms, {summary.get('failed', 0)} failed"
+        )
     progress.line(
         spec,
-        f"done in {wall:.1f}s: {summary.get('request_throughput') or 0:.2f} req/s, "
-        f"{summary.get('output_throughput') or 0:.1f} tok/s, "
-        f"TTFT p50 {ttft or 0:.0f} ms, {summary.get('failed', 0)} failed{verdict}"
-        + (f" ({', '.join(fails)})" if fails else ""),
+        f"done in {wall:.1f}s: {measured}{verdict}" + (f" ({', '.join(fails)})" if fails else ""),
         left,
     )
     return Outcome(

@@ -36,6 +36,7 @@ INTERVAL_FIELDS = (
     "ttft_p95_ms",
     "itl_p50_ms",
     "itl_p99_ms",
+    "partial",  # first/last second of the run: covered only in part, not a rate
 )
 
 

@@ -30,6 +30,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from locust_llm.metrics.distribution import Distribution
 from locust_llm.metrics.sketch import LogHistogram
 
 __all__ = ["EDGES", "HISTOGRAMS", "histogram_buckets", "LLMPromCollector", "render"]
@@ -70,12 +71,17 @@ HISTOGRAMS: dict[str, tuple[str, str, tuple[float, ...]]] = {
 EDGES = {k: v[2] for k, v in HISTOGRAMS.items()}
 
 
-def histogram_buckets(h: LogHistogram, edges: Sequence[float]) -> list[tuple[str, float]]:
+def histogram_buckets(
+    h: LogHistogram | Distribution, edges: Sequence[float]
+) -> list[tuple[str, float]]:
     """Cumulative ``(le, count)`` pairs (seconds) for a sketch in milliseconds, ending in +Inf.
 
-    Each sketch bucket's representative value is ``upper * (1 - rel_error)``: the value the
+    Exact while the distribution still holds its samples. Otherwise each sketch bucket's representative value is ``upper * (1 - rel_error)``: the value the
     sketch itself reports for it, within ``rel_error`` of every sample in the bucket.
     """
+    exact = h.cumulative([e * 1000.0 for e in edges]) if hasattr(h, "cumulative") else None
+    if exact is not None:  # the samples themselves: the same counts numpy would give
+        return [(_le(e), n) for e, n in zip(edges, exact, strict=True)] + [("+Inf", h.count)]
     counts = [0] * (len(edges) + 1)
     shrink = 1.0 - h.rel_error
     for upper_ms, n in h.buckets():

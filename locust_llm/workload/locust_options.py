@@ -116,11 +116,12 @@ def add_workload_arguments(parser: Any) -> None:
         help="Local dataset file: ShareGPT .json, .jsonl (prompt/messages), or text lines",
     )
     a("--llm-dataset-format", default="auto", help="auto | sharegpt | jsonl | text")
-    a(
-        "--llm-tokenizer",
-        default=None,
-        help="Local tokenizer.json (or folder) for exact prompt lengths",
-    )
+    if "--llm-tokenizer" not in getattr(parser, "_option_string_actions", {}):  # the plugin's
+        a(
+            "--llm-tokenizer",
+            default=None,
+            help="Local tokenizer.json (or folder) for exact prompt lengths",
+        )
     a("--llm-prefix-groups", type=int, default=0, help="Shared-prefix groups (0: none)")
     a("--llm-prefix-tokens", type=int, default=0, help="Tokens per shared prefix")
     a("--llm-model-mix", default=None, help="Weighted models per request, e.g. llama=2,qwen=1")

@@ -7,6 +7,7 @@ flat errors, HTML bodies, stalls and resets exactly.
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 
@@ -47,6 +48,7 @@ class FakeServer:
 
     def __init__(self) -> None:
         self.routes: dict[str, object] = {}
+        self.bodies: list[object] = []  # request bodies received (JSON), oldest first
         self.server = StreamServer(("127.0.0.1", 0), self._handle)
         self.server.start()
         self.url = f"http://127.0.0.1:{self.server.server_port}"
@@ -67,7 +69,11 @@ class FakeServer:
                     if h.lower().startswith(b"content-length:"):
                         length = int(h.split(b":")[1])
                 if length:
-                    f.read(length)
+                    body = f.read(length)
+                    try:
+                        self.bodies.append(json.loads(body))
+                    except ValueError:
+                        self.bodies.append(body)
                 script = self.routes.get(
                     path, plain("404 Not Found", b'{"error":{"message":"no route"}}')
                 )

@@ -94,3 +94,22 @@ def test_slo_sets_that_can_be_judged() -> None:
         "request_goodput>=1",
         "error_rate<=0.5",
     ]
+
+
+def test_every_slo_fails_on_a_run_with_no_completed_request():
+    """All requests still streaming at the end: error_rate is 0 of 0, throughput 0 — nothing
+    was measured, so no SLO may pass, and the row says why."""
+    from locust_llm.metrics.collector import Collector
+    from locust_llm.metrics.record import LLMResult
+    from locust_llm.metrics.summary import summarize
+
+    c = Collector()
+    for i in range(4):
+        c.add(LLMResult("r", t_start=1_763_790_000.0 + i, aborted=True, error="aborted"))
+    s = summarize(c)
+    assert s["completed"] == 0 and s["error_rate"] == 0.0
+    assert "still streaming" in s["no_data_reason"] and "--stop-timeout" in s["no_data_reason"]
+    rows = evaluate([parse_slo("error_rate<=1%"), parse_slo("failed<=0")], s)
+    assert [r["passed"] for r in rows] == [False, False]
+    line = format_rows(rows)[0]
+    assert line.startswith("FAIL error_rate<=1% (measured no data: no request completed: all 4")

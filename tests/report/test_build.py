@@ -94,3 +94,31 @@ def test_locust_llm_report_dispatch(sweep_run: Path, tmp_path: Path):
 
     assert cli_main(["report", str(sweep_run), "-o", str(tmp_path / "o"), "--resamples", "20"]) == 0
     assert (tmp_path / "o" / "report.html").is_file()
+
+
+def test_a_scenario_with_no_completed_request_is_no_data_not_zero(tmp_path: Path):
+    """Every request of the 100-user point was still streaming at the end: the table and the
+    sweep curve show "no data" with the reason, not 0 req/s and 0 tok/s."""
+    from .synth import make_scenario
+
+    run = tmp_path / "nd-run"
+    make_scenario(run, "users-10", params={"order": 0, "users": 10}, n=50, seed=1)
+    d = make_scenario(run, "users-100", params={"order": 1, "users": 100}, n=50, seed=2)
+    s = json.loads((d / "summary.json").read_text())
+    s.update(completed=0, failed=0, aborted=100, request_throughput=0.0, output_throughput=0.0)
+    s.update(total_token_throughput=0.0, request_goodput=0.0, intervals=[])
+    for k in [k for k in s if k.startswith("count_")]:
+        s[k] = 0
+    (d / "summary.json").write_text(json.dumps(s))
+    (d / "records.jsonl").write_text("")
+    build_report([run], run, resamples=50)
+    with (run / "summary.csv").open() as fh:
+        rows = {r["scenario"]: r for r in csv.DictReader(fh)}
+    assert (
+        rows["users-100"]["output_throughput"] == ""
+        and rows["users-100"]["request_throughput"] == ""
+    )
+    assert "still streaming" in rows["users-100"]["no_data"]
+    assert float(rows["users-10"]["output_throughput"]) > 0 and rows["users-10"]["no_data"] == ""
+    html = (run / "report.html").read_text()
+    assert "no data: no request completed: all 100 were still streaming" in html

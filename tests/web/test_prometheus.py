@@ -87,3 +87,16 @@ def test_empty_collector_renders_zeroes() -> None:
     ttft = fams["locust_llm_time_to_first_token_seconds"]
     assert all(s.value == 0 for s in ttft.samples)
     assert "locust_llm_users" not in fams
+
+
+def test_buckets_are_exact_counts_while_samples_are_kept():
+    from locust_llm.metrics.distribution import Distribution
+
+    rng = np.random.default_rng(3)
+    x = rng.lognormal(np.log(50.0), 0.8, 5000)  # ms
+    d = Distribution()
+    d.add_many(x.tolist())
+    edges = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]
+    got = histogram_buckets(d, edges)
+    want = [int(np.sum(x / 1000.0 <= e)) for e in edges]
+    assert [n for _, n in got[:-1]] == want and got[-1] == ("+Inf", 5000)

@@ -94,6 +94,32 @@ def test_llm_tab_in_chromium(locust_run) -> None:
             ".map(id => document.getElementById(id).data[0].x.length)"
         )
         assert all(n >= len(intervals) - 2 and n > 3 for n in points), (points, len(intervals))
+        # each chart draws exactly the JSON's series: completions by finish second, tokens by
+        # arrival, partial first/last seconds left out (null), in-flight as given
+        series = driver.execute_script(
+            "const g = (id, i) => document.getElementById(id).data[i].y;"
+            "return {req: g('chart-requests', 0), fail: g('chart-requests', 1),"
+            " tok: g('chart-tokens', 0), inflight: g('chart-inflight', 0)}"
+        )
+        shown = run.json("/llm/intervals")  # the run has stopped: the same rows as drawn
+
+        def rate(k):
+            return [None if r["partial"] else r[k] for r in shown]
+
+        assert series["req"] == rate("requests") and series["fail"] == rate("failed")
+        assert series["tok"] == rate("output_tokens")
+        assert series["inflight"] == [r["in_flight"] for r in shown]
+        assert series["req"][0] is None and series["req"][-1] is None
+        # titles clear of plotly's mode bar
+        overlaps = driver.execute_script(
+            "return [...document.querySelectorAll('.js-plotly-plot')].map(p => {"
+            " const t = p.querySelector('.gtitle'), m = p.querySelector('.modebar');"
+            " if (!t || !m) return false;"
+            " const a = t.getBoundingClientRect(), b = m.getBoundingClientRect();"
+            " return !(a.right < b.left || b.right < a.left || a.bottom < b.top || b.bottom < a.top);"
+            "})"
+        )
+        assert not any(overlaps), overlaps
         drawn = driver.execute_script("return document.querySelectorAll('.plot .main-svg').length")
         assert drawn >= 5
         server = driver.find_elements(By.CSS_SELECTOR, "#server tbody tr")

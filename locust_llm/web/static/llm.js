@@ -7,8 +7,9 @@
   const POLL = parseInt(document.body.dataset.pollMs || "2000", 10);
   const METRICS = [["TTFT", "ttft"], ["TPOT", "tpot"], ["ITL", "itl"], ["E2E", "e2el"]];
   const STATS = ["mean", "p50", "p90", "p95", "p99", "max"];
-  const LAYOUT = { margin: { l: 50, r: 10, t: 30, b: 30 }, legend: { orientation: "h" },
-                   xaxis: { type: "date" } };
+  // the mode bar stands vertical at the right edge, the title at the left: never one over the other
+  const LAYOUT = { margin: { l: 50, r: 40, t: 34, b: 30 }, legend: { orientation: "h" },
+                   xaxis: { type: "date" }, modebar: { orientation: "v" } };
   const CFG = { displaylogo: false, responsive: true };
 
   function fmt(v, digits) {
@@ -50,6 +51,9 @@
       div.append(val, key); frag.appendChild(div);
     });
     box.replaceChildren(frag);
+    // nothing completed: say why, instead of cards of zeros that read as a collapse
+    const nd = document.getElementById("no-data");
+    if (nd) { nd.textContent = s.no_data_reason ? "No data: " + s.no_data_reason : ""; nd.classList.toggle("hidden", !s.no_data_reason); }
     fillBody("latency", METRICS, (tr, [label, key]) => {
       tr.dataset.metric = key;
       cell(tr, label);
@@ -61,7 +65,7 @@
     fillBody("slo", slo, (tr, r) => {
       cell(tr, r.passed ? "PASS" : "FAIL", r.passed ? "pass" : "fail");
       cell(tr, r.expr, "text");
-      cell(tr, r.value === null ? "no data" : fmt(r.value, 3));
+      cell(tr, r.value === null ? (r.reason ? "no data: " + r.reason : "no data") : fmt(r.value, 3), "text");
     });
     const errs = Object.entries(s.errors || {});
     document.getElementById("errors-section").classList.toggle("hidden", errs.length === 0);
@@ -70,22 +74,24 @@
 
   function line(x, y, name) { return { x: x, y: y, name: name, type: "scatter", mode: "lines+markers", marker: { size: 3 } }; }
   function plot(id, title, traces, ytitle) {
-    Plotly.react(id, traces, Object.assign({}, LAYOUT, { title: { text: title, font: { size: 13 } },
+    Plotly.react(id, traces, Object.assign({}, LAYOUT, { title: { text: title, font: { size: 13 }, x: 0.01, xanchor: "left" },
       yaxis: { title: { text: ytitle }, rangemode: "tozero" } }), CFG);
   }
 
   function drawIntervals(rows) {
     const x = rows.map((r) => new Date(r.t * 1000));
     const col = (k) => rows.map((r) => r[k]);
+    // the first and last seconds are partial (the run covered part of them): not a rate
+    const rate = (k) => rows.map((r) => (r.partial ? null : r[k]));
     // latency of a second with no finished request is "no data", not 0 ms: leave a gap
-    const lat = (k) => rows.map((r) => (r.requests > 0 ? r[k] : null));
-    plot("chart-tokens", "Output tokens/s", [line(x, col("output_tokens"), "tok/s")], "tok/s");
-    plot("chart-requests", "Requests/s (completed, failed)",
-         [line(x, col("requests"), "completed/s"), line(x, col("failed"), "failed/s")], "req/s");
-    plot("chart-inflight", "In-flight requests (max per second)", [line(x, col("in_flight"), "in flight")], "requests");
-    plot("chart-ttft", "TTFT per second (ms)",
+    const lat = (k) => rows.map((r) => (r.requests > 0 && r[k] !== null ? r[k] : null));
+    plot("chart-tokens", "Output tokens/s, by arrival", [line(x, rate("output_tokens"), "tok/s")], "tok/s");
+    plot("chart-requests", "Requests/s, by completion time",
+         [line(x, rate("requests"), "completed/s"), line(x, rate("failed"), "failed/s")], "req/s");
+    plot("chart-inflight", "In-flight requests (maximum in each second)", [line(x, col("in_flight"), "in flight")], "requests");
+    plot("chart-ttft", "TTFT of requests finished in each second (ms)",
          [line(x, lat("ttft_p50_ms"), "p50"), line(x, lat("ttft_p95_ms"), "p95")], "ms");
-    plot("chart-itl", "ITL per second (ms)",
+    plot("chart-itl", "ITL of requests finished in each second (ms)",
          [line(x, lat("itl_p50_ms"), "p50"), line(x, lat("itl_p99_ms"), "p99")], "ms");
   }
 
