@@ -53,7 +53,9 @@ log = logging.getLogger("locust_llm")
 if not hasattr(events, "llm_request"):
     events.llm_request = EventHook()  # fn(result: LLMResult, environment)
 if not hasattr(events, "llm_token"):
-    events.llm_token = EventHook()  # fn(result, index, t_ms) — only with --llm-token-events
+    # fn(result, index, t_ms, text, environment), fired by the stream loop as each token chunk
+    # arrives (result: the request so far) — only with --llm-token-events
+    events.llm_token = EventHook()
 
 ABORTED = "aborted: "
 SHORT_OUTPUT_RATIO = 0.95  # warn when outputs are this much shorter than max_tokens asked
@@ -389,13 +391,6 @@ class LLMRuntime:
                 self.records_failed = True
                 self.close()
         env.events.llm_request.fire(result=res, environment=env)
-        if self.token_events and res.ttft is not None:
-            fire = env.events.llm_token.fire
-            t = res.ttft
-            fire(result=res, index=0, t_ms=t)
-            for i, gap in enumerate(res.itl, 1):
-                t += gap
-                fire(result=res, index=i, t_ms=t)
 
     # -- summary ---------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

@@ -271,6 +271,10 @@ class LLMUser(FastHttpUser):
         content_at = -1
         done = False
         usage = None
+        env = self.environment
+        # --llm-token-events: listeners see each chunk as it arrives (user-space time; the
+        # kernel stamps, if any, replace the result's times once the stream has ended)
+        token_fire = env.events.llm_token.fire if self.llm.token_events else None
         while True:
             try:
                 line = readline(b"\n")
@@ -317,6 +321,15 @@ class LLMUser(FastHttpUser):
                     usage = c.usage
                 if res.id is None:
                     res.id = c.id
+                if token_fire is not None:
+                    res.token_chunks = chunks
+                    token_fire(
+                        result=res,
+                        index=chunks - 1,
+                        t_ms=(stamp - t0) * 1000,
+                        text=c.text,
+                        environment=env,
+                    )
             elif c is DONE:
                 done = True
             elif c.error is not None:
