@@ -39,6 +39,13 @@ __all__ = ["LLMUser", "OpenAIChatUser", "OpenAICompletionsUser", "LLMResult"]
 
 _perf = time.perf_counter
 
+# TTFT and ITL only exist for streamed responses; a locustfile that turns streaming off gets
+# this, not a request whose JSON answer would be blamed on the server
+NOT_STREAMED = (
+    "stream={!r} in the request body: locust-llm measures streamed responses only "
+    "(TTFT/ITL need them); leave stream out of chat()/complete() (or send stream=True)"
+)
+
 
 class LLMUser(FastHttpUser):
     """Base class: connection settings and the stream loop shared by chat and completions.
@@ -88,6 +95,8 @@ class LLMUser(FastHttpUser):
         after the request is recorded as aborted, so stopping users stays immediate)."""
         llm = self.llm
         name = name or path  # Locust shows it as type POST, name /v1/...
+        if body.get("stream") is not True:
+            return self._refuse(name, path, NOT_STREAMED.format(body.get("stream")))
         res = LLMResult(name=name, model=str(body.get("model", "")), queue_time=queue_time)
         res.max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
         headers = self._headers
@@ -228,6 +237,18 @@ class LLMUser(FastHttpUser):
         return self.stream_request(
             self.path, body, name=name, prompt_tokens=prompt_tokens, queue_time=queue_time
         )
+
+    def _refuse(self, name: str, path: str, error: str) -> LLMResult:
+        """A request the locustfile asked for that cannot be measured: a counted failure with
+        the reason (never sent), paced by the back-off like any failure that repeats at once."""
+        res = LLMResult(name=name, model="")
+        res.t_start = time.time()
+        res.error = error
+        self._report_failure(res, path, 0.0)
+        self.llm.collector.request_started(res.t_start)
+        self.llm.finish(res)
+        self._back_off(res)
+        return res
 
     def _resolve_model(self, name: str) -> str | LLMResult:
         """The model name, or a counted failed request when ``/v1/models`` cannot be read

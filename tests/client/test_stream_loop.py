@@ -349,3 +349,21 @@ def test_request_in_flight_across_a_stats_reset_is_left_out(server, monkeypatch)
     assert r.ok and r.warmup  # finished fine, but started before the reset
     assert env.llm.collector.merged().completed == 0
     assert u.chat("hi").warmup is False and env.llm.collector.merged().completed == 1
+
+
+@pytest.mark.parametrize("call", ["chat", "complete"])
+def test_stream_false_is_refused_as_the_locustfiles_choice_not_the_servers(server, call):
+    # the server answers a non-streamed request with JSON: the error must name the cause
+    server.routes["/v1/chat/completions"] = plain("200 OK", b'{"id":"x","choices":[]}')
+    server.routes["/v1/completions"] = plain("200 OK", b'{"id":"x","choices":[]}')
+
+    class Comp(OpenAICompletionsUser):
+        abstract = True
+
+    env, u = user(server.url, Chat if call == "chat" else Comp)
+    r = getattr(u, call)("hi", stream=False)
+    assert r.error.startswith("stream=False in the request body"), r.error
+    assert "streamed responses only" in r.error and "server" not in r.error
+    assert server.hits == 0  # nothing sent
+    assert env.stats.get(u.path, "POST").num_failures == 1
+    assert env.llm.collector.merged().failed == 1
