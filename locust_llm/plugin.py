@@ -59,7 +59,6 @@ if not hasattr(events, "llm_token"):
 
 ABORTED = "aborted: "
 SHORT_OUTPUT_RATIO = 0.95  # warn when outputs are this much shorter than max_tokens asked
-CPU_BOUND_SHARE = 0.9  # user-space mode: a client this busy delays its own token stamps
 BACKENDS = ("auto", "emulator", "cpu", "gpu", "external", "none")
 LB_POLICIES = ("least_conn", "round_robin", "hash", "random_two_least_conn")
 
@@ -415,14 +414,11 @@ class LLMRuntime:
         s["client_cpu_share"] = (
             cpu / (s["duration"] * s["client_processes"]) if s["duration"] > 0 else None
         )
-        if s["client_bound"] is None and (s["client_cpu_share"] or 0) >= CPU_BOUND_SHARE:
-            # user-space stamps cannot see late reads; a saturated client is the hint left
-            s["client_bound"] = True
-            s["client_bound_reason"] = (
-                f"client-bound: the load generator used {s['client_cpu_share']:.0%} of its CPU "
-                "(token times include its own scheduling delay). Spread the users over more "
-                "Locust processes (--processes N, or more workers)."
-            )
+        from locust_llm.client_verdict import judge
+
+        v = judge(s["client_bound"], s["client_bound_reason"], s["client_cpu_share"])
+        s["client_bound"], s["client_bound_reason"] = v.client_bound, v.reason
+        s["client_read_delay"] = v.delayed
         phases = getattr(env, "llm_phases", None)  # set by stepped shapes (locustfiles/sweep.py)
         if phases:
             from locust_llm.metrics.summary import summarize_range
@@ -752,6 +748,8 @@ def write_summary(environment: Any, rt: LLMRuntime) -> dict[str, Any]:
             environment.process_exit_code = SLO_EXIT_CODE
     if s.get("client_bound"):
         log.warning("locust-llm: %s", s["client_bound_reason"])
+    elif s.get("client_read_delay"):
+        log.warning("locust-llm: %s", s["client_read_delay"])
     ratio = s.get("output_tokens_vs_requested")
     if ratio is not None and ratio < SHORT_OUTPUT_RATIO:
         log.warning(
