@@ -129,9 +129,10 @@ class LLMUser(FastHttpUser):
                         res.error = _not_a_stream(r)
                     else:
                         self._read_stream(r, res, t0, prompt_tokens)
-                except (gevent.GreenletExit, gevent.Timeout) as e:
-                    # users stopped, or a timeout the caller put around chat(): cancelled by the
-                    # client, so aborted (not a server error), and the exception goes on
+                except (gevent.GreenletExit, gevent.Timeout, KeyboardInterrupt) as e:
+                    # users stopped, a timeout the caller put around chat(), or Ctrl-C landing
+                    # in this greenlet: cancelled by the client, so aborted (not a server error
+                    # and never a success with the tokens so far), and the exception goes on
                     res.aborted = True
                     res.error = _aborted_text(e)
                     raise
@@ -161,7 +162,7 @@ class LLMUser(FastHttpUser):
                         r.failure(res.error)
                     else:
                         r.success()
-        except (gevent.GreenletExit, gevent.Timeout) as e:
+        except (gevent.GreenletExit, gevent.Timeout, KeyboardInterrupt) as e:
             if res.error is None:  # stopped while connecting/sending: not a completed request
                 res.aborted = True
                 res.error = _aborted_text(e)

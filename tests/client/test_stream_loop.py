@@ -367,3 +367,25 @@ def test_stream_false_is_refused_as_the_locustfiles_choice_not_the_servers(serve
     assert server.hits == 0  # nothing sent
     assert env.stats.get(u.path, "POST").num_failures == 1
     assert env.llm.collector.merged().failed == 1
+
+
+def test_ctrl_c_inside_a_users_read_is_an_abort_not_a_success(server):
+    # SIGINT raises KeyboardInterrupt in whichever greenlet runs: here, mid-stream
+    server.routes["/v1/chat/completions"] = chunked(
+        sse(ROLE, tok("a"), tok("b"), tok("c", "stop"), b"[DONE]")
+    )
+    env, u = user(server.url)
+    u.llm.token_events = True
+    seen = []
+
+    def interrupt(index, **_):
+        if index == 1:
+            raise KeyboardInterrupt
+
+    env.events.llm_token.add_listener(interrupt)
+    env.events.llm_request.add_listener(lambda result, **_: seen.append(result))
+    with pytest.raises(KeyboardInterrupt):
+        u.chat("hi")
+    assert seen[0].aborted and seen[0].error.startswith("aborted: ")
+    m = env.llm.collector.merged()
+    assert m.completed == 0 and m.aborted == 1
