@@ -60,6 +60,9 @@ if not hasattr(events, "llm_token"):
 ABORTED = "aborted: "
 SHORT_OUTPUT_RATIO = 0.95  # warn when outputs are this much shorter than max_tokens asked
 BACKENDS = ("auto", "emulator", "cpu", "gpu", "external", "none")
+# set by `locust-llm run --validate`: parse the options and run the start-up checks, then exit
+# 0 before any file is written, backend started or server contacted
+CHECK_ONLY_ENV = "LOCUST_LLM_CHECK_ONLY"
 LB_POLICIES = ("least_conn", "round_robin", "hash", "random_two_least_conn")
 
 
@@ -559,8 +562,9 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     except SLOError as e:
         sys.stderr.write(f"locust-llm: --llm-slo: {e}\n")
         sys.exit(2)
+    check_only = bool(os.environ.get(CHECK_ONLY_ENV))
     records = getattr(opts, "llm_records", None)
-    if records and not isinstance(environment.runner, WorkerRunner):
+    if records and not check_only and not isinstance(environment.runner, WorkerRunner):
         # a new run replaces the file (as --csv does); workers append to what the master
         # (or the local runner) truncated here, before any test has started
         if not getattr(opts, "llm_records_append", False):
@@ -579,7 +583,9 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     try:
         check_options(opts)  # files and option values: no user may spawn on a typo
     except PreflightError as e:
-        _fail(str(e))
+        _fail(str(e), skippable=False)  # --llm-skip-preflight skips the server check only
+    if check_only:
+        sys.exit(0)
     rt = runtime(environment)
     if not isinstance(environment.runner, WorkerRunner):
         from locust_llm import embedded
@@ -594,10 +600,10 @@ def _on_init(environment: Any, **_kw: Any) -> None:
                 _fail(str(e))
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, skippable: bool = True) -> None:
     from locust_llm.preflight import SKIP_HINT
 
-    hint = f"; {SKIP_HINT}" if "pre-flight" not in message else ""
+    hint = f"; {SKIP_HINT}" if skippable and "pre-flight" not in message else ""
     sys.stderr.write(f"locust-llm: pre-flight failed: {message}{hint}\n")
     sys.exit(1)
 

@@ -49,7 +49,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--validate",
         action="store_true",
-        help="parse and expand the file, print the scenarios, run nothing",
+        help="parse and expand the file, print the scenarios and check each one's Locust "
+        "options as its run would (options, SLOs, dataset files); start nothing",
     )
     p.add_argument("--no-report", action="store_true", help="skip building report.html")
     return p
@@ -109,7 +110,12 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
     if args.validate:
         print(describe(specs))
-        return 0
+        from locust_llm.scenarios.validate import validate_specs
+
+        errors = validate_specs(specs)
+        for e in errors:
+            print(f"locust-llm run: {e}", file=sys.stderr)
+        return EXIT_USAGE if errors else 0
     run_id = args.run_id or args.file.stem
     run_dir = args.out / run_id
     return run_all(specs, run_dir, fresh=args.fresh, report=not args.no_report)
