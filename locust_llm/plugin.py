@@ -746,6 +746,8 @@ def write_summary(environment: Any, rt: LLMRuntime) -> dict[str, Any]:
     out = logging.getLogger("locust.stats_logger")  # Locust's plain console logger
     for line in format_summary(s):
         out.info(line)
+    for line in format_steps(s.get("steps") or []):
+        out.info(line)
     rows = s["slo"]
     if rows:
         for line in format_rows(rows):
@@ -828,4 +830,32 @@ def format_summary(s: dict[str, Any]) -> list[str]:
         row(f"Median {key.upper()} (ms):", s[f"median_{key}_ms"])
         row(f"P99 {key.upper()} (ms):", s[f"p99_{key}_ms"])
     lines.append("=" * w)
+    return lines
+
+
+def format_steps(steps: list[dict[str, Any]]) -> list[str]:
+    """One line per step of a stepped sweep, under the summary block: the curve the run
+    measured (each step's own window, so its throughput is that user count's)."""
+    if not steps:
+        return []
+
+    def num(v: Any, fmt: str) -> str:
+        return fmt.format(v) if isinstance(v, (int, float)) else "n/a"
+
+    lines = [
+        "{s:{c}^{n}}".format(s=" Sweep steps (measured windows) ", n=50, c="-"),
+        f"{'users':>6}{'req/s':>9}{'out tok/s':>11}{'TTFT p50':>10}"
+        f"{'TTFT p99':>10}{'ITL p50':>9}{'failed':>8}   (latencies in ms)",
+    ]
+    for st in steps:
+        lines.append(
+            f"{num(st.get('users'), '{:>6}')}"
+            f"{num(st.get('request_throughput'), '{:>9.2f}')}"
+            f"{num(st.get('output_throughput'), '{:>11.1f}')}"
+            f"{num(st.get('median_ttft_ms'), '{:>10.1f}')}"
+            f"{num(st.get('p99_ttft_ms'), '{:>10.1f}')}"
+            f"{num(st.get('median_itl_ms'), '{:>9.2f}')}"
+            f"{num(st.get('failed'), '{:>8}')}"
+        )
+    lines.append("=" * 50)
     return lines
