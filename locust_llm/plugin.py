@@ -411,6 +411,7 @@ class LLMRuntime:
             "slo": [s.expr for s in self.slos],
         }
         s = summarize(self.collector, meta=meta)
+        s["meta"].update(self.load(s["total_requests"], s.get("started_at")))
         cpu = self.cpu_seconds()
         s["client_cpu_s"] = cpu
         s["client_processes"] = max(len(self.worker_cpu), 1)
@@ -436,6 +437,22 @@ class LLMRuntime:
             ]
         s["slo"] = evaluate(self.slos, s)
         return s
+
+    def load(self, num_requests: int, started_at: float | None = None) -> dict[str, Any]:
+        """What load this run offered, in ``vllm bench serve``'s terms."""
+        from locust_llm.load_meta import describe_load
+
+        env = self.environment
+        opts = env.parsed_options
+        users = self.peak_users or int(getattr(opts, "num_users", None) or 1)
+        return describe_load(
+            opts,
+            open_loop=bool(getattr(env, "llm_open_loop", False)),
+            users=users,
+            num_requests=num_requests,
+            model=self.model,
+            started_at=started_at,
+        )
 
     def cpu_seconds(self) -> float:
         """CPU used by the load generator since the test started: this process's, or on a
@@ -694,6 +711,14 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
     rt.worker_cpu.clear()
     rt.peak_users = 0
     rt.cpu_start = time.process_time()
+    if not isinstance(environment.runner, WorkerRunner) and not getattr(
+        environment, "shape_class", None
+    ):
+        from locust_llm.load_meta import traffic_lines
+
+        out = logging.getLogger("locust.stats_logger")
+        for line in traffic_lines(rt.load(0)):  # as vllm bench serve prints before sending
+            out.info(line)
 
 
 @events.reset_stats.add_listener
@@ -805,11 +830,17 @@ def format_summary(s: dict[str, Any]) -> list[str]:
     lines = ["{s:{c}^{n}}".format(s=" LLM Benchmark Result (locust-llm) ", n=w, c="=")]
 
     def row(label: str, value: Any, fmt: str = "{:<10.2f}") -> None:
-        lines.append(f"{label:<40}" + (fmt.format(value) if value is not None else "n/a"))
+        # "{:<40} {:<10}" as vllm bench serve prints, so lines diff cleanly against its output
+        lines.append(f"{label:<40} " + (fmt.format(value) if value is not None else "n/a"))
 
     row("Successful requests:", s["completed"], "{:<10}")
     row("Failed requests:", s["failed"], "{:<10}")
     row("Aborted requests:", s["aborted"], "{:<10}")
+    load = s.get("meta") or {}
+    if load.get("max_concurrency") is not None:
+        row("Maximum request concurrency:", load["max_concurrency"], "{:<10}")
+    if isinstance(load.get("request_rate"), (int, float)):
+        row("Request rate configured (RPS):", load["request_rate"])
     row("Benchmark duration (s):", s["duration"])
     row("Total input tokens:", s["total_input_tokens"], "{:<10}")
     row("Total generated tokens:", s["total_output_tokens"], "{:<10}")
