@@ -54,12 +54,16 @@ log = logging.getLogger("locust_llm")
 if not hasattr(events, "llm_request"):
     events.llm_request = EventHook()  # fn(result: LLMResult, environment)
 if not hasattr(events, "llm_token"):
-    events.llm_token = EventHook()  # fn(result, index, t_ms) — only with --llm-token-events
+    # fn(result, index, t_ms, text, environment), fired by the stream loop as each token chunk
+    # arrives (result: the request so far) — only with --llm-token-events
+    events.llm_token = EventHook()
 
 ABORTED = "aborted: "
 SHORT_OUTPUT_RATIO = 0.95  # warn when outputs are this much shorter than max_tokens asked
-CPU_BOUND_SHARE = 0.9  # user-space mode: a client this busy delays its own token stamps
 BACKENDS = ("auto", "emulator", "cpu", "gpu", "external", "none")
+# set by `locust-llm run --validate`: parse the options and run the start-up checks, then exit
+# 0 before any file is written, backend started or server contacted
+CHECK_ONLY_ENV = "LOCUST_LLM_CHECK_ONLY"
 LB_POLICIES = ("least_conn", "round_robin", "hash", "random_two_least_conn")
 
 
@@ -432,13 +436,6 @@ class LLMRuntime:
                 self.records_failed = True
                 self.close()
         env.events.llm_request.fire(result=res, environment=env)
-        if self.token_events and res.ttft is not None:
-            fire = env.events.llm_token.fire
-            t = res.ttft
-            fire(result=res, index=0, t_ms=t)
-            for i, gap in enumerate(res.itl, 1):
-                t += gap
-                fire(result=res, index=i, t_ms=t)
 
     # -- summary ---------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -457,20 +454,18 @@ class LLMRuntime:
             "slo": [s.expr for s in self.slos],
         }
         s = summarize(self.collector, meta=meta)
+        s["meta"].update(self.load(s["total_requests"], s.get("started_at")))
         cpu = self.cpu_seconds()
         s["client_cpu_s"] = cpu
         s["client_processes"] = max(len(self.worker_cpu), 1)
         s["client_cpu_share"] = (
             cpu / (s["duration"] * s["client_processes"]) if s["duration"] > 0 else None
         )
-        if s["client_bound"] is None and (s["client_cpu_share"] or 0) >= CPU_BOUND_SHARE:
-            # user-space stamps cannot see late reads; a saturated client is the hint left
-            s["client_bound"] = True
-            s["client_bound_reason"] = (
-                f"client-bound: the load generator used {s['client_cpu_share']:.0%} of its CPU "
-                "(token times include its own scheduling delay). Spread the users over more "
-                "Locust processes (--processes N, or more workers)."
-            )
+        from locust_llm.client_verdict import judge
+
+        v = judge(s["client_bound"], s["client_bound_reason"], s["client_cpu_share"])
+        s["client_bound"], s["client_bound_reason"] = v.client_bound, v.reason
+        s["client_read_delay"] = v.delayed
         phases = getattr(env, "llm_phases", None)  # set by stepped shapes (locustfiles/sweep.py)
         if phases:
             from locust_llm.metrics.summary import summarize_range
@@ -512,6 +507,22 @@ class LLMRuntime:
         start = max(self.spawned_at or 0.0, (self.first_start or 0.0) + self.warmup_s)
         end = self.stopped_at - 1.0 if self.stopped_at else None
         return detect(rows, start_after=start + 1.0 if start else None, end_before=end).to_json()
+
+    def load(self, num_requests: int, started_at: float | None = None) -> dict[str, Any]:
+        """What load this run offered, in ``vllm bench serve``'s terms."""
+        from locust_llm.load_meta import describe_load
+
+        env = self.environment
+        opts = env.parsed_options
+        users = self.peak_users or int(getattr(opts, "num_users", None) or 1)
+        return describe_load(
+            opts,
+            open_loop=bool(getattr(env, "llm_open_loop", False)),
+            users=users,
+            num_requests=num_requests,
+            model=self.model,
+            started_at=started_at,
+        )
 
     def cpu_seconds(self) -> float:
         """CPU used by the load generator since the test started: this process's, or on a
@@ -638,8 +649,9 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     except SLOError as e:
         sys.stderr.write(f"locust-llm: --llm-slo: {e}\n")
         sys.exit(2)
+    check_only = bool(os.environ.get(CHECK_ONLY_ENV))
     records = getattr(opts, "llm_records", None)
-    if records and not isinstance(environment.runner, WorkerRunner):
+    if records and not check_only and not isinstance(environment.runner, WorkerRunner):
         # a new run replaces the file (as --csv does); workers append to what the master
         # (or the local runner) truncated here, before any test has started
         if not getattr(opts, "llm_records_append", False):
@@ -658,7 +670,9 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     try:
         check_options(opts)  # files and option values: no user may spawn on a typo
     except PreflightError as e:
-        _fail(str(e))
+        _fail(str(e), skippable=False)  # --llm-skip-preflight skips the server check only
+    if check_only:
+        sys.exit(0)
     rt = runtime(environment)
     if not isinstance(environment.runner, WorkerRunner):
         from locust_llm import embedded
@@ -680,10 +694,10 @@ def _on_init(environment: Any, **_kw: Any) -> None:
             )
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, skippable: bool = True) -> None:
     from locust_llm.preflight import SKIP_HINT
 
-    hint = f"; {SKIP_HINT}" if "pre-flight" not in message else ""
+    hint = f"; {SKIP_HINT}" if skippable and "pre-flight" not in message else ""
     sys.stderr.write(f"locust-llm: pre-flight failed: {message}{hint}\n")
     sys.exit(1)
 
@@ -775,6 +789,14 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
     rt.peak_users = 0
     rt.spawned_at = rt.stopped_at = None
     rt.cpu_start = time.process_time()
+    if not isinstance(environment.runner, WorkerRunner) and not getattr(
+        environment, "shape_class", None
+    ):
+        from locust_llm.load_meta import traffic_lines
+
+        out = logging.getLogger("locust.stats_logger")
+        for line in traffic_lines(rt.load(0)):  # as vllm bench serve prints before sending
+            out.info(line)
 
 
 @events.test_stop.add_listener
@@ -837,6 +859,8 @@ def write_summary(environment: Any, rt: LLMRuntime) -> dict[str, Any]:
     out = logging.getLogger("locust.stats_logger")  # Locust's plain console logger
     for line in format_summary(s):
         out.info(line)
+    for line in format_steps(s.get("steps") or []):
+        out.info(line)
     rows = s["slo"]
     if rows:
         for line in format_rows(rows):
@@ -845,6 +869,8 @@ def write_summary(environment: Any, rt: LLMRuntime) -> dict[str, Any]:
             environment.process_exit_code = SLO_EXIT_CODE
     if s.get("client_bound"):
         log.warning("locust-llm: %s", s["client_bound_reason"])
+    elif s.get("client_read_delay"):
+        log.warning("locust-llm: %s", s["client_read_delay"])
     sat = s.get("saturation") or {}
     if sat.get("detected"):
         log.warning(
@@ -897,7 +923,8 @@ def format_summary(s: dict[str, Any]) -> list[str]:
     lines = ["{s:{c}^{n}}".format(s=" LLM Benchmark Result (locust-llm) ", n=w, c="=")]
 
     def row(label: str, value: Any, fmt: str = "{:<10.2f}") -> None:
-        lines.append(f"{label:<40}" + (fmt.format(value) if value is not None else "n/a"))
+        # "{:<40} {:<10}" as vllm bench serve prints, so lines diff cleanly against its output
+        lines.append(f"{label:<40} " + (fmt.format(value) if value is not None else "n/a"))
 
     row("Successful requests:", s["completed"], "{:<10}")
     row("Failed requests:", s["failed"], "{:<10}")
@@ -906,6 +933,11 @@ def format_summary(s: dict[str, Any]) -> list[str]:
         lines.append(f"NO DATA: {s['no_data_reason']}")
     if s.get("midstream_errors"):
         row("Completed with a mid-stream error:", s["midstream_errors"], "{:<10}")
+    load = s.get("meta") or {}
+    if load.get("max_concurrency") is not None:
+        row("Maximum request concurrency:", load["max_concurrency"], "{:<10}")
+    if isinstance(load.get("request_rate"), (int, float)):
+        row("Request rate configured (RPS):", load["request_rate"])
     row("Benchmark duration (s):", s["duration"])
     row("Total input tokens:", s["total_input_tokens"], "{:<10}")
     row("Total generated tokens:", s["total_output_tokens"], "{:<10}")
@@ -926,4 +958,32 @@ def format_summary(s: dict[str, Any]) -> list[str]:
         row(f"Median {key.upper()} (ms):", s[f"median_{key}_ms"])
         row(f"P99 {key.upper()} (ms):", s[f"p99_{key}_ms"])
     lines.append("=" * w)
+    return lines
+
+
+def format_steps(steps: list[dict[str, Any]]) -> list[str]:
+    """One line per step of a stepped sweep, under the summary block: the curve the run
+    measured (each step's own window, so its throughput is that user count's)."""
+    if not steps:
+        return []
+
+    def num(v: Any, fmt: str) -> str:
+        return fmt.format(v) if isinstance(v, (int, float)) else "n/a"
+
+    lines = [
+        "{s:{c}^{n}}".format(s=" Sweep steps (measured windows) ", n=50, c="-"),
+        f"{'users':>6}{'req/s':>9}{'out tok/s':>11}{'TTFT p50':>10}"
+        f"{'TTFT p99':>10}{'ITL p50':>9}{'failed':>8}   (latencies in ms)",
+    ]
+    for st in steps:
+        lines.append(
+            f"{num(st.get('users'), '{:>6}')}"
+            f"{num(st.get('request_throughput'), '{:>9.2f}')}"
+            f"{num(st.get('output_throughput'), '{:>11.1f}')}"
+            f"{num(st.get('median_ttft_ms'), '{:>10.1f}')}"
+            f"{num(st.get('p99_ttft_ms'), '{:>10.1f}')}"
+            f"{num(st.get('median_itl_ms'), '{:>9.2f}')}"
+            f"{num(st.get('failed'), '{:>8}')}"
+        )
+    lines.append("=" * 50)
     return lines

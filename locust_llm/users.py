@@ -43,6 +43,13 @@ __all__ = ["LLMUser", "OpenAIChatUser", "OpenAICompletionsUser", "LLMResult"]
 
 _perf = time.perf_counter
 
+# TTFT and ITL only exist for streamed responses; a locustfile that turns streaming off gets
+# this, not a request whose JSON answer would be blamed on the server
+NOT_STREAMED = (
+    "stream={!r} in the request body: locust-llm measures streamed responses only "
+    "(TTFT/ITL need them); leave stream out of chat()/complete() (or send stream=True)"
+)
+
 
 class LLMUser(FastHttpUser):
     """Base class: connection settings and the stream loop shared by chat and completions.
@@ -92,6 +99,8 @@ class LLMUser(FastHttpUser):
         after the request is recorded as aborted, so stopping users stays immediate)."""
         llm = self.llm
         name = name or path  # Locust shows it as type POST, name /v1/...
+        if body.get("stream") is not True:
+            return self._refuse(name, path, NOT_STREAMED.format(body.get("stream")))
         res = LLMResult(name=name, model=str(body.get("model", "")), queue_time=queue_time)
         res.max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
         res.request_id = uuid.uuid4().hex
@@ -125,9 +134,10 @@ class LLMUser(FastHttpUser):
                         res.error = _not_a_stream(r)
                     else:
                         self._read_stream(r, res, t0, prompt_tokens)
-                except (gevent.GreenletExit, gevent.Timeout) as e:
-                    # users stopped, or a timeout the caller put around chat(): cancelled by the
-                    # client, so aborted (not a server error), and the exception goes on
+                except (gevent.GreenletExit, gevent.Timeout, KeyboardInterrupt) as e:
+                    # users stopped, a timeout the caller put around chat(), or Ctrl-C landing
+                    # in this greenlet: cancelled by the client, so aborted (not a server error
+                    # and never a success with the tokens so far), and the exception goes on
                     res.aborted = True
                     res.error = _aborted_text(e)
                     raise
@@ -159,7 +169,7 @@ class LLMUser(FastHttpUser):
                         r.failure(res.error)
                     else:
                         r.success()
-        except (gevent.GreenletExit, gevent.Timeout) as e:
+        except (gevent.GreenletExit, gevent.Timeout, KeyboardInterrupt) as e:
             if res.error is None:  # stopped while connecting/sending: not a completed request
                 res.aborted = True
                 res.error = _aborted_text(e)
@@ -237,6 +247,18 @@ class LLMUser(FastHttpUser):
             self.path, body, name=name, prompt_tokens=prompt_tokens, queue_time=queue_time
         )
 
+    def _refuse(self, name: str, path: str, error: str) -> LLMResult:
+        """A request the locustfile asked for that cannot be measured: a counted failure with
+        the reason (never sent), paced by the back-off like any failure that repeats at once."""
+        res = LLMResult(name=name, model="")
+        res.t_start = time.time()
+        res.error = error
+        self._report_failure(res, path, 0.0)
+        self.llm.collector.request_started(res.t_start)
+        self.llm.finish(res)
+        self._back_off(res)
+        return res
+
     def _resolve_model(self, name: str) -> str | LLMResult:
         """The model name, or a counted failed request when ``/v1/models`` cannot be read
         (server down, not OpenAI-compatible): a task must never die with a bare traceback."""
@@ -282,6 +304,10 @@ class LLMUser(FastHttpUser):
         reasoning: list[str] = []
         done = False
         usage = None
+        env = self.environment
+        # --llm-token-events: listeners see each chunk as it arrives (user-space time; the
+        # kernel stamps, if any, replace the result's times once the stream has ended)
+        token_fire = env.events.llm_token.fire if self.llm.token_events else None
         while True:
             try:
                 line = readline(b"\n")
@@ -335,6 +361,15 @@ class LLMUser(FastHttpUser):
                     cum_tokens.append(usage.get("completion_tokens") or 0)
                 if res.id is None:
                     res.id = c.id
+                if token_fire is not None:
+                    res.token_chunks = chunks
+                    token_fire(
+                        result=res,
+                        index=chunks - 1,
+                        t_ms=(stamp - t0) * 1000,
+                        text=c.text,
+                        environment=env,
+                    )
             elif c is DONE:
                 done = True
             elif c.error is not None:

@@ -38,6 +38,7 @@ def _check(environment, **_kw):
     if opts is not None and not (opts.llm_rate > 0):
         sys.stderr.write("rate.py: --llm-rate R (requests/s, > 0) is required\n")
         sys.exit(2)
+    environment.llm_open_loop = True  # the summary's meta: arrivals at --llm-rate
 
 
 @events.test_stop.add_listener

@@ -34,4 +34,8 @@ if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$sta
   "$VENV/bin/python" -m pip install -q -e '.[test]'
   touch "$stamp"
 fi
+# `locust -f FILE --help` lists the --llm-* options through locust_llm-help.pth; a wheel
+# install puts it in site-packages, an editable one (pip install -e, above) does not
+site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+cmp -s locust_llm-help.pth "$site/locust_llm-help.pth" || cp locust_llm-help.pth "$site/"
 echo "setup: ready ($("$VENV/bin/python" --version), locust $("$VENV/bin/python" -c 'import locust; print(locust.__version__)'))"

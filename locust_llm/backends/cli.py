@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from .errors import BackendError
 from .gpu import parse_gpu_topology
 from .nginx import find_nginx
-from .plan import BACKENDS, LB_METHODS, Topology, make_plan
+from .plan import BACKENDS, LB_METHODS, Plan, Topology, make_plan
 from .topology import read_cpu_topology
 
 
@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", help="printed masked")
     p.add_argument("--dry-run", action="store_true", help="fixed ports, no probing of this host")
     p.add_argument("--json", action="store_true", help="machine-readable plan")
+    p.add_argument(
+        "--write",
+        metavar="DIR",
+        help="write DIR/run.sh (starts the replicas and nginx, stops them on Ctrl-C) and "
+        "DIR/nginx.conf; an API key is read from VLLM_API_KEY when run.sh runs, never written",
+    )
     p.add_argument("serve_args", nargs=argparse.REMAINDER, help="-- extra `vllm serve` args")
     return p
 
@@ -104,11 +110,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as e:
         print(f"locust-llm plan: {e}", file=sys.stderr)
         return 2
+    if args.write:
+        try:
+            written = write_plan(plan, args.write, api_key=bool(args.api_key))
+        except (BackendError, OSError) as e:
+            print(f"locust-llm plan: --write {args.write}: {e}", file=sys.stderr)
+            return 2
     if args.json:
         print(json.dumps(plan_to_dict(plan, args.api_key), indent=2))
     else:
         print(plan.describe(api_key=args.api_key))
+    if args.write:
+        key = " VLLM_API_KEY=... (exported)" if args.api_key else ""
+        print(f"\nwritten: {', '.join(written)}\nrun it:{key} bash {written[0]}")
     return 0
+
+
+def write_plan(plan: Plan, folder: str, api_key: bool) -> list[str]:
+    """run.sh (+ nginx.conf when the plan has nginx) in ``folder``; the paths written."""
+    import getpass
+    from pathlib import Path
+
+    from .script import render_nginx_conf, render_script
+
+    d = Path(folder).resolve()
+    d.mkdir(parents=True, exist_ok=True)
+    out = []
+    nginx_bin = "nginx"
+    if plan.use_nginx:
+        try:
+            nginx_bin = find_nginx()
+        except BackendError:
+            pass  # run.sh then looks it up on PATH; the plan's notes already say it is missing
+        user = getpass.getuser() if os.geteuid() == 0 else None
+        conf = d / "nginx.conf"
+        conf.write_text(render_nginx_conf(plan, d, user=user))
+        out.append(str(conf))
+    script = d / "run.sh"
+    script.write_text(render_script(plan, d, nginx_bin, api_key))
+    script.chmod(0o755)
+    return [str(script), *out]
 
 
 def plan_to_dict(plan, api_key: str | None = None) -> dict:

@@ -146,13 +146,16 @@ class Plan:
             lines.append(f"  {r.name:<16} {r.model:<24} {r.url:<24} {'  '.join(where)}")
         for note in self.notes:
             lines.append(f"note: {note}")
-        lines += ["", "# commands (paste into a shell; one per replica)"]
+        lines += ["", "# commands, one per replica, as the run starts them"]
+        if api_key:
+            lines.append("# (the key is masked: export VLLM_API_KEY in their environment)")
         lines += self.commands(api_key)
         if self.use_nginx:
             lines.append(
                 "nginx -p RUN_DIR -c RUN_DIR/nginx.conf -e stderr -g 'daemon off;'"
-                "   # config: locust_llm.backends.nginx.render_config"
+                "   # needs RUN_DIR/nginx.conf"
             )
+        lines.append("# `locust-llm plan ... --write DIR` writes DIR/run.sh and the nginx config")
         return "\n".join(lines)
 
 

@@ -15,6 +15,8 @@ from .knee import Knee, find_knee, max_passing
 from .load import Scenario
 from .tables import scalar_params, varying_params
 
+STEPS_AXIS = "users (steps)"
+
 # Preferred axes first: closed-loop concurrency, then open-loop rate, then the rest.
 AXIS_PREFERENCE = ("users", "concurrency", "rate", "max_concurrency", "tp", "replicas")
 
@@ -143,4 +145,34 @@ def find_sweeps(scenarios: list[Scenario], min_points: int = 2) -> list[Sweep]:
             curves.append(c)
         if curves:
             sweeps.append(Sweep(axis=axis, curves=curves))
+    steps = step_sweep(scenarios, min_points)
+    if steps is not None:
+        sweeps.append(steps)
     return sweeps
+
+
+def step_sweep(scenarios: list[Scenario], min_points: int = 2) -> Sweep | None:
+    """Stepped runs (``locustfiles/sweep.py``: ``summary["steps"]``, one measured window per
+    user count) as one curve each: the same sweep as a scenario per user count, in one run.
+    Each step becomes a point carrying the step's own summary fields."""
+    curves = []
+    for sc in scenarios:
+        steps = [st for st in sc.summary.get("steps") or [] if _is_num(st.get("users"))]
+        if len({st["users"] for st in steps}) < min_points:
+            continue
+        points = [
+            Scenario(
+                name=f"{sc.name} step {st.get('label', st['users'])}",
+                run_id=sc.run_id,
+                path=sc.path,
+                summary=st,
+                params={"users": st["users"]},
+            )
+            for st in sorted(steps, key=lambda st: float(st["users"]))
+        ]
+        c = Curve(label=f"{sc.name} (stepped)", group={}, scenarios=points)
+        c.xs = [float(p.params["users"]) for p in points]
+        c.throughput = [_throughput(p) for p in points]
+        c.knee = find_knee(c.xs, c.throughput)
+        curves.append(c)  # steps have no SLO verdict of their own
+    return Sweep(axis=STEPS_AXIS, curves=curves) if curves else None

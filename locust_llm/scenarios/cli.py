@@ -49,7 +49,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--validate",
         action="store_true",
-        help="parse and expand the file, print the scenarios, run nothing",
+        help="parse and expand the file, print the scenarios and check each one's Locust "
+        "options as its run would (options, SLOs, dataset files); start nothing",
     )
     p.add_argument("--no-report", action="store_true", help="skip building report.html")
     return p
@@ -107,11 +108,21 @@ def main(argv: list[str] | None = None) -> int:
         if not specs:
             print(f"locust-llm run: no scenario matches {args.only}", file=sys.stderr)
             return EXIT_USAGE
+    from .search import file_extras
+
     if args.validate:
         print(describe(specs))
-        return 0
+        from locust_llm.scenarios.validate import validate_specs
+
+        errors = validate_specs(specs)
+        try:
+            file_extras(args.file)  # [search] and gate, as the run reads them
+        except ScenarioError as e:
+            errors.append(str(e))
+        for e in errors:
+            print(f"locust-llm run: {e}", file=sys.stderr)
+        return EXIT_USAGE if errors else 0
     from .repeats import expand
-    from .search import file_extras
 
     try:
         _, gates = file_extras(args.file)

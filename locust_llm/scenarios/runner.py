@@ -126,7 +126,7 @@ def locust_argv(spec: ScenarioSpec, host: str, d: Path, shim: Path | None = None
         if v is True:
             argv.append(opt)
         elif v is not False:
-            argv += [opt, str(v)]
+            argv.append(f"{opt}={v}")  # one token: a value never becomes a positional arg
     argv += list(p.get("locust_args") or [])
     return argv
 

@@ -56,3 +56,65 @@ def test_plan_sysfs_root_that_does_not_exist_is_an_error(capsys) -> None:
     )
     err = capsys.readouterr().err
     assert "--sysfs-root /nonexistent/path" in err and len(err.strip().splitlines()) == 1
+
+
+def _get(url: str, key: str | None = None) -> int:
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return 0
+
+
+def test_plan_write_gives_a_script_that_runs_the_plan(tmp_path, capsys):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    d = tmp_path / "plan"
+    key = "sk-written-nowhere"
+    rc = main(["--backend", "emulator", "--model", "m", "--replicas", "2", "--api-key", key,
+               "--write", str(d)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0 and key not in out and f"bash {d / 'run.sh'}" in out
+    assert sorted(p.name for p in d.iterdir()) == ["nginx.conf", "run.sh"]
+    assert all(key not in p.read_text() and "***" not in p.read_text() for p in d.iterdir())
+    entry = next(ln.split()[1] for ln in out.splitlines() if ln.startswith("entry:"))
+
+    # without the key in its environment the script refuses to start anything
+    env = {k: v for k, v in os.environ.items() if k != "VLLM_API_KEY"}
+    bare = subprocess.run(["bash", str(d / "run.sh")], env=env, capture_output=True, text=True)
+    assert bare.returncode != 0 and "export VLLM_API_KEY" in bare.stderr
+
+    proc = subprocess.Popen(["bash", str(d / "run.sh")], env={**env, "VLLM_API_KEY": key},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while _get(entry + "/v1/models", key) != 200:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(0.3)
+        assert _get(entry + "/v1/models") == 401  # the replicas got the key from the env
+        assert (d / "replica-m-0.log").exists() and (d / "nginx.log").exists()
+        proc.send_signal(signal.SIGINT)  # Ctrl-C stops everything it started
+        assert proc.wait(timeout=30) == 130
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break  # no process of the script's group is left
+            assert time.monotonic() < deadline, "a process of run.sh survived Ctrl-C"
+            time.sleep(0.2)
+        assert _get(entry + "/v1/models", key) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -49,6 +49,7 @@ class FakeServer:
     def __init__(self) -> None:
         self.routes: dict[str, object] = {}
         self.bodies: list[object] = []  # request bodies received (JSON), oldest first
+        self.hits = 0  # requests received
         self.server = StreamServer(("127.0.0.1", 0), self._handle)
         self.server.start()
         self.url = f"http://127.0.0.1:{self.server.server_port}"
@@ -61,6 +62,7 @@ class FakeServer:
                 if not line:
                     return
                 path = line.split()[1].decode()
+                self.hits += 1
                 length = 0
                 while True:
                     h = f.readline()

@@ -152,3 +152,11 @@ def test_aborted_requests_are_not_failures_in_locusts_table(tmp_path) -> None:
         x for x in out.stderr.splitlines() if x.startswith("POST") and "/v1/chat" in x and "|" in x
     ][-1]
     assert final.split()[2:4] == [str(s["completed"]), "0(0.00%)"], final
+
+
+def test_a_bad_option_value_is_not_offered_the_skip_flag() -> None:
+    # --llm-skip-preflight skips the server check, not the option checks: no false hint
+    out = run(["-f", "locustfiles/rate.py", "-H", "http://127.0.0.1:9", "--llm-rate", "5",
+               "--llm-dataset", "/nonexistent.json", *HEADLESS])  # fmt: skip
+    _one_clear_line(out, "/nonexistent.json")
+    assert "--llm-skip-preflight" not in out.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
 import pytest
 from locust.env import Environment
@@ -225,7 +227,37 @@ def test_llm_request_event_once_per_request_and_token_events_opt_in(server):
     u.llm.token_events = True
     r2 = u.chat("hi")
     assert [i for i, _ in tokens] == [0, 1, 2]
-    assert tokens[0][1] == pytest.approx(r2.ttft) and tokens[-1][1] == pytest.approx(r2.e2e)
+    # live times are user-space stamps; kernel receive stamps (a little earlier) replace them
+    assert tokens[0][1] == pytest.approx(r2.ttft, abs=5)
+    assert tokens[-1][1] == pytest.approx(r2.e2e, abs=5)
+
+
+def test_token_events_fire_as_each_chunk_arrives(server):
+    # tokens 150 ms apart: each event must come when its chunk arrives, not after the stream
+    server.routes["/v1/chat/completions"] = chunked(
+        [
+            (0.0, b"data: " + ROLE + b"\n\n"),
+            (0.15, b"data: " + tok("a") + b"\n\n"),
+            (0.15, b"data: " + tok("b", "stop") + b"\n\n"),
+            (0.15, b"data: [DONE]\n\n"),
+        ]
+    )
+    env, u = user(server.url)
+    u.llm.token_events = True
+    fired, ended = [], []
+
+    def on_token(result, index, t_ms, text, environment, **_):
+        fired.append((time.perf_counter(), index, text, result.token_chunks, environment))
+
+    env.events.llm_token.add_listener(on_token)
+    env.events.llm_request.add_listener(lambda **_: ended.append(time.perf_counter()))
+    r = u.chat("hi")
+    assert r.ok and [f[1] for f in fired] == [0, 1, 2]
+    assert [f[2] for f in fired] == ["", "a", "b"] and [f[3] for f in fired] == [1, 2, 3]
+    assert all(f[4] is env for f in fired)
+    # token 0 came ~450 ms before the request finished, token 1 ~300 ms, the last ~150 ms
+    lead = [ended[0] - f[0] for f in fired]
+    assert lead[0] > 0.35 and lead[1] > 0.2 and lead[2] > 0.08, lead
 
 
 def test_reset_stats_clears_llm_metrics_on_both_paths(server, monkeypatch):
@@ -451,3 +483,43 @@ def test_continuous_usage_gives_tokens_per_chunk(server):
     # token-weighted ITL: the 40 ms gap before 3 tokens is 3 samples of 13.3 ms
     assert s["count_itl_token"] == 4
     assert s["mean_itl_token_ms"] == pytest.approx(sum(r.itl[1:]) / 4, rel=1e-9)
+
+
+@pytest.mark.parametrize("call", ["chat", "complete"])
+def test_stream_false_is_refused_as_the_locustfiles_choice_not_the_servers(server, call):
+    # the server answers a non-streamed request with JSON: the error must name the cause
+    server.routes["/v1/chat/completions"] = plain("200 OK", b'{"id":"x","choices":[]}')
+    server.routes["/v1/completions"] = plain("200 OK", b'{"id":"x","choices":[]}')
+
+    class Comp(OpenAICompletionsUser):
+        abstract = True
+
+    env, u = user(server.url, Chat if call == "chat" else Comp)
+    r = getattr(u, call)("hi", stream=False)
+    assert r.error.startswith("stream=False in the request body"), r.error
+    assert "streamed responses only" in r.error and "server" not in r.error
+    assert server.hits == 0  # nothing sent
+    assert env.stats.get(u.path, "POST").num_failures == 1
+    assert env.llm.collector.merged().failed == 1
+
+
+def test_ctrl_c_inside_a_users_read_is_an_abort_not_a_success(server):
+    # SIGINT raises KeyboardInterrupt in whichever greenlet runs: here, mid-stream
+    server.routes["/v1/chat/completions"] = chunked(
+        sse(ROLE, tok("a"), tok("b"), tok("c", "stop"), b"[DONE]")
+    )
+    env, u = user(server.url)
+    u.llm.token_events = True
+    seen = []
+
+    def interrupt(index, **_):
+        if index == 1:
+            raise KeyboardInterrupt
+
+    env.events.llm_token.add_listener(interrupt)
+    env.events.llm_request.add_listener(lambda result, **_: seen.append(result))
+    with pytest.raises(KeyboardInterrupt):
+        u.chat("hi")
+    assert seen[0].aborted and seen[0].error.startswith("aborted: ")
+    m = env.llm.collector.merged()
+    assert m.completed == 0 and m.aborted == 1

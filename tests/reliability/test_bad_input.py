@@ -59,6 +59,11 @@ def test_bad_option_values_exit_nonzero_without_traceback(args, needle):
     no_traceback(p.stderr + p.stdout)
 
 
+# these measure what a run does against a failing server, past the pre-flight that would
+# otherwise stop it before any user spawns (tests/client/test_preflight.py)
+MEASURE_FAILING = ["--llm-skip-preflight"]
+
+
 @pytest.mark.parametrize("with_model", [True, False])
 def test_connection_refused_stops_the_run_in_preflight(tmp_path, with_model):
     """Before any user spawns: one line naming the address, exit 1, no summary of a run
@@ -86,7 +91,7 @@ def test_connection_refused_is_named_and_fails_the_run(tmp_path, with_model):
     port = free_port()
     extra = ["--llm-model", "m"] if with_model else []
     p = run_locust(
-        [*RUN3, "--llm-skip-preflight", "--host", f"http://127.0.0.1:{port}", *extra,
+        [*RUN3, *MEASURE_FAILING, "--host", f"http://127.0.0.1:{port}", *extra,
          "--llm-summary", f"{tmp_path}/s.json"]
     )  # fmt: skip
     out = p.stdout + p.stderr
@@ -104,9 +109,8 @@ def test_connection_refused_is_named_and_fails_the_run(tmp_path, with_model):
 def test_wrong_scheme_https_to_http_server(emulator):
     url = emulator(*FAST_EMU.split())
     p = run_locust(
-        [*RUN3, "--llm-skip-preflight", "--host", url.replace("http://", "https://"),
-         "--llm-model", "m"]
-    )  # fmt: skip
+        [*RUN3, *MEASURE_FAILING, "--host", url.replace("http://", "https://"), "--llm-model", "m"]
+    )
     out = p.stdout + p.stderr
     assert p.returncode == 1
     assert "wrong scheme (http vs https)?" in out, out[-3000:]
@@ -124,7 +128,7 @@ def test_non_openai_server_and_http_errors_each_get_a_clear_message(bad_server, 
     every answer is a counted failure with its own message; nothing counts as success."""
     rec, html = tmp_path / "r.jsonl", tmp_path / "locust.html"
     p = run_locust(
-        [*CHAT, "-u", "3", "-r", "3", "-t", "3s", "--llm-skip-preflight", "--host", bad_server.url,
+        [*CHAT, *MEASURE_FAILING, "-u", "3", "-r", "3", "-t", "3s", "--host", bad_server.url,
          "--llm-model", "m",
          "--llm-records", str(rec), "--llm-summary", str(tmp_path / "s.json"), "--html", str(html)]
     )  # fmt: skip
@@ -144,7 +148,7 @@ def test_non_openai_server_and_http_errors_each_get_a_clear_message(bad_server, 
 
 def test_non_openai_models_endpoint_is_a_counted_failure(bad_server):
     """Without --llm-model the model lookup hits an HTML page: say so, count it."""
-    p = run_locust([*RUN3, "--llm-skip-preflight", "--host", bad_server.url])
+    p = run_locust([*RUN3, *MEASURE_FAILING, "--host", bad_server.url])
     out = p.stdout + p.stderr
     assert p.returncode == 1
     assert "not an OpenAI model list; pass --llm-model" in out, out[-3000:]

@@ -107,3 +107,42 @@ def test_durations():
     assert parse_duration("500ms") == 0.5 and parse_duration("2m") == 120
     with pytest.raises(ValueError):
         parse_duration("soon")
+
+
+def _scenario(tmp_path, lines: str) -> Path:
+    f = tmp_path / "s.toml"
+    f.write_text(
+        '[[scenario]]\nname = "one"\nbackend = "emulator"\nmodel = "m"\n'
+        'locustfile = "locustfiles/rate.py"\n' + lines
+    )
+    return f
+
+
+def test_validate_rejects_an_option_the_locustfile_does_not_have(tmp_path, capsys):
+    f = _scenario(tmp_path, "options = {rate = 5, foo = 1}\n")
+    assert main([str(f), "--validate"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "scenario 'one': options.foo: not an option of rate.py" in err[0]
+
+
+def test_validate_runs_the_runs_checks_on_a_dataset_path(tmp_path, capsys):
+    f = _scenario(tmp_path, 'options = {dataset = "/nonexistent.json", rate = 5}\n')
+    assert main([str(f), "--validate"]) == 2
+    err = capsys.readouterr().err
+    assert "scenario 'one':" in err and "/nonexistent.json: cannot read" in err
+    data = tmp_path / "prompts.txt"
+    data.write_text("hello there\nanother prompt\n")
+    f = _scenario(tmp_path, f'options = {{dataset = "{data}", rate = 5}}\n')
+    assert main([str(f), "--validate"]) == 0
+
+
+def test_option_values_stay_with_their_flag(tmp_path):
+    # a value Locust could read as a positional user class or a flag stays attached
+    from locust_llm.scenarios.runner import locust_argv
+
+    f = _scenario(
+        tmp_path, 'options = {dataset = "/data/x.json", rate = -1, timestamps = "user"}\n'
+    )
+    argv = locust_argv(load_file(f)[0], "http://127.0.0.1:9", tmp_path)
+    assert "--llm-dataset=/data/x.json" in argv and "--llm-rate=-1" in argv
+    assert "/data/x.json" not in argv

@@ -1,0 +1,59 @@
+"""Late token reads are called client-bound only when the client's own CPU explains them."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from locust.env import Environment
+from locust.event import Events
+
+from locust_llm import plugin
+from locust_llm.client_verdict import judge
+from locust_llm.metrics.record import LLMResult
+
+SYMPTOM = "client-bound: 40.0% of tokens shared a read (limit 1%). the load generator is ..."
+
+
+def test_symptoms_with_a_busy_client_are_client_bound():
+    v = judge(True, SYMPTOM, 0.8)
+    assert v.client_bound is True and v.reason == SYMPTOM and v.delayed == ""
+
+
+def test_symptoms_with_an_idle_client_are_a_delay_not_client_bound():
+    v = judge(True, SYMPTOM, 0.099)
+    assert v.client_bound is False and v.reason == ""
+    assert "40.0% of tokens shared a read" in v.delayed and "only 10% of its CPU" in v.delayed
+    assert "will not help" in v.delayed
+
+
+def test_user_stamps_judge_by_cpu_only():
+    assert judge(None, "", 0.95).client_bound is True
+    assert judge(None, "", 0.5) == judge(None, "", None) == (judge(None, "", 0.1))
+    assert judge(None, "", 0.5).client_bound is None
+    assert judge(False, "", 0.99).client_bound is False
+
+
+def _kernel_result(t: float, shared: list[int]) -> LLMResult:
+    r = LLMResult(name="/v1/chat/completions", model="m")
+    r.t_start, r.ttft, r.itl = t, 50.0, [20.0] * 9
+    r.e2e, r.output_tokens, r.token_chunks, r.prompt_tokens = 230.0, 10, 10, 5
+    r.timestamps, r.shared, r.shared_reads, r.own_stamps = "kernel", shared, len(shared), 5
+    r.read_lateness = [0.3] * 5
+    return r
+
+
+@pytest.mark.parametrize("cpu_share, bound", [(0.0, False), (0.8, True)])
+def test_the_summary_blames_the_client_only_when_it_was_busy(cpu_share, bound):
+    # half the tokens shared a read (what a busy host or a bursting server produces)
+    env = Environment(events=Events())
+    rt = plugin.runtime(env)
+    now = time.time()
+    for i in range(20):
+        rt.collector.add(_kernel_result(now - 4 + i * 0.2, [2, 3, 4, 5, 6]))
+    s0 = rt.summary()
+    rt.cpu_start = time.process_time() - cpu_share * s0["duration"]
+    s = rt.summary()
+    assert s["client_bound"] is bound
+    assert bool(s["client_read_delay"]) is not bound
+    assert bool(s["client_bound_reason"]) is bound
