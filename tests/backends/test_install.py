@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from locust_llm.backends import BackendError, Stack, make_plan
-from locust_llm.backends import install
+from locust_llm.backends import BackendError, Stack, install, make_plan
 from locust_llm.backends.logcheck import start_failure
 
 pytestmark = pytest.mark.real_install
