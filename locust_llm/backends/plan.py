@@ -443,6 +443,8 @@ def make_plan(
             if backend == "cpu":
                 dtype = "bfloat16"
                 kv = kvcache_gib
+                if kv is None and os.environ.get("VLLM_CPU_KVCACHE_SPACE", "").isdigit():
+                    kv = int(os.environ["VLLM_CPU_KVCACHE_SPACE"])  # the user's own setting wins
                 if kv is None:
                     kv = (
                         max(1, int(slot.mem_kib / 2**20 * DEFAULT_KV_FRACTION))
