@@ -77,6 +77,8 @@ def compare(ours: dict, theirs: dict, skip: dict[str, str] | None = None) -> dic
         if k not in ours or k in (skip or {}) or not isinstance(v, (int, float)):
             continue
         o = ours[k]
+        if not isinstance(o, (int, float)) or isinstance(o, bool):
+            continue
         tol = tolerance(k)
         scale = max(abs(v), abs(o), 1e-12)
         if (tol == 0 and o != v) or abs(o - v) / scale > tol:
