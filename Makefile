@@ -6,7 +6,7 @@ DEMO_DIR ?= reports/demo
 
 VLLM_MODEL ?= models/tiny-llama
 
-.PHONY: setup demo demo-vllm test lint format bench soak clean
+.PHONY: setup demo demo-vllm scenario-vllm bench-vs-vllm test lint format bench soak clean
 
 setup:
 	@bash scripts/setup.sh
@@ -32,6 +32,16 @@ demo-vllm: setup
 	    --csv $(DEMO_DIR)-vllm/locust --html $(DEMO_DIR)-vllm/locust.html
 	$(BIN)/locust-llm report $(DEMO_DIR)-vllm
 	@echo "summary: $(DEMO_DIR)-vllm/summary.json  report: $(DEMO_DIR)-vllm/report/report.html"
+
+# seed 000 on real vLLM here: an unbound replica vs one bound to the NUMA node, the tiny model
+scenario-vllm: setup
+	VLLM_CPU_KVCACHE_SPACE=1 $(BIN)/locust-llm run scenarios/numa-vs-baseline.toml --backend cpu \
+	    --model $(VLLM_MODEL) --run-time 30s --only '*-users-100' --run-id numa-vs-baseline-vllm \
+	    --fresh
+
+# `vllm bench serve` and locust-llm against one real vLLM server (table in the README)
+bench-vs-vllm: setup
+	$(BIN)/python benchmarks/bench_vs_vllm.py --repeats 3 --concurrency 8,16 --output-len 64
 
 test: setup
 	$(BIN)/pytest -q -p no:cacheprovider
