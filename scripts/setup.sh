@@ -66,6 +66,10 @@ elif [ ! -f "$vstamp" ] || [ "$(cat "$vstamp")" != "$VLLM_SPEC" ]; then
     fi
   fi
 fi
+# locust-llm finds vLLM in ./.venv-vllm (or $LOCUST_LLM_VLLM_PYTHON): link a venv kept elsewhere
+if [ -f "$vstamp" ] && [ "$VLLM_VENV" != .venv-vllm ] && [ ! -e .venv-vllm ]; then
+  ln -s "$(cd "$VLLM_VENV" && pwd)" .venv-vllm
+fi
 MODEL_DIR=${MODEL_DIR:-models/tiny-llama}
 if [ -f "$vstamp" ] && { [ ! -f "$MODEL_DIR/config.json" ] || [ scripts/make_tiny_model.py -nt "$MODEL_DIR/config.json" ]; }; then
   HF_HUB_OFFLINE=1 "$VLLM_VENV/bin/python" scripts/make_tiny_model.py "$MODEL_DIR"
