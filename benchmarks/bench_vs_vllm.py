@@ -15,8 +15,8 @@ prompt counts words, so the bench asks for as many words as make `--input-len` t
 model's tokenizer on average. The table shows both `total_input_tokens` (vLLM counts its
 dataset's lengths, locust-llm the server's `usage.prompt_tokens`).
 
-No `--stop-timeout` for Locust: with locust-plugins' `--iterations` it keeps a headless run
-from quitting after the last iteration.
+Locust runs `benchmarks/locustfile_vs_vllm.py`: exactly `--num-prompts` requests over all
+users, quitting when the last one completes, as `vllm bench serve` does.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -109,18 +108,16 @@ def words_for_tokens(model_dir: Path, tokens: int) -> int:
 
 def run_locust(url: str, out: Path, conc: int, n: int, prompt_words: int, output_len: int) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        shim = Path(tmp) / "iterations.py"
-        shim.write_text("import locust_plugins  # noqa: F401  registers -i/--iterations\n")
-        argv = [
-            sys.executable, "-m", "locust", "-f", f"{shim},{ROOT / 'locustfiles/completions.py'}",
-            "--headless", "-u", str(conc), "-r", str(conc), "--iterations", str(n),
-            "-t", "15m", "--host", url, "--llm-backend", "none", "--llm-model", MODEL,
-            "--llm-prompt-tokens", str(prompt_words), "--llm-max-tokens", str(output_len),
-            "--llm-ignore-eos", "--llm-summary", str(out),
-            "--exit-code-on-error", "0", "--loglevel", "WARNING",
-        ]  # fmt: skip
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
+    argv = [
+        sys.executable, "-m", "locust", "-f", str(HERE / "locustfile_vs_vllm.py"),
+        "--headless", "-u", str(conc), "-r", str(conc), "-t", "15m", "--host", url,
+        "--llm-backend", "none", "--llm-model", MODEL,
+        "--llm-prompt-tokens", str(prompt_words), "--llm-max-tokens", str(output_len),
+        "--llm-ignore-eos", "--llm-summary", str(out),
+        "--exit-code-on-error", "0", "--loglevel", "WARNING",
+    ]  # fmt: skip
+    env = {**os.environ, "BENCH_REQUESTS": str(n)}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900, env=env, check=False)
     (out.parent / (out.stem + ".log")).write_text(done.stdout + done.stderr)
     if done.returncode != 0 or not out.is_file():
         raise SystemExit(f"locust failed ({done.returncode}):\n{done.stderr[-3000:]}")
