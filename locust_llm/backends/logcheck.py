@@ -35,6 +35,13 @@ def start_failure(log_tail: str, returncode: int | None) -> str | None:
         )
     if any(k in low for k in _PORT):
         return "its port is already in use: stop what holds it or plan again for free ports"
+    if "couldn't connect to 'https://huggingface.co'" in low or (
+        "offline mode" in low and "cached files" in low
+    ):
+        return (
+            "the model is not a local folder and the Hugging Face hub cannot be reached (nor "
+            "is it in the hub cache): pass the path of a model folder, or download it first"
+        )
     if "does not appear to have a file named config.json" in low or "no config.json" in low:
         return "the model folder has no config.json: pass a folder written by save_pretrained"
     return None

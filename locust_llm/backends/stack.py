@@ -256,10 +256,15 @@ class Stack:
                 break
             if time.monotonic() > deadline:
                 name, r = next(iter(pending.items()))
+                text = tail(r.log_path)
+                where = (
+                    f"last 20 lines of {r.log_path}:\n{text}"
+                    if text.strip()
+                    else f"its log {r.log_path} is empty (it printed nothing yet)"
+                )
                 raise BackendError(
                     f"replica {name} ({r.url}) not healthy after {self.ready_timeout:.0f}s "
-                    f"(raise ready_timeout for big models); last 20 lines of {r.log_path}:\n"
-                    f"{tail(r.log_path)}"
+                    f"(raise ready_timeout for big models); {where}"
                 )
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)

@@ -116,6 +116,12 @@ def test_start_failure_causes():
     assert "port is already in use" in start_failure(
         "OSError: [Errno 98] Address already in use", 1
     )
+    offline = (
+        "OSError: We couldn't connect to 'https://huggingface.co' to load the files, and "
+        "couldn't find them in the cached files.\nCheck your internet connection or see how to "
+        "run the library in offline mode at 'https://huggingface.co/docs/...'."
+    )
+    assert "Hugging Face hub cannot be reached" in start_failure(offline, 1)
     assert start_failure("ValueError: something else", 1) is None
 
 
