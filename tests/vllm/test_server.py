@@ -72,11 +72,15 @@ def test_chat_and_completions_exact_usage(vllm_stack, tmp_path):
         recs = [r for r in records(out / "records.jsonl") if not r.get("aborted")]
         assert len(recs) >= 8, done.stderr[-2000:]
         assert all(r["error"] is None for r in recs), recs[:2]
-        # ignore_eos: exactly max_tokens, one chunk per token (+ the chat role chunk)
+        # ignore_eos: exactly max_tokens. One chunk per token (+ the chat role chunk) while the
+        # client keeps up; vLLM merges the deltas of a stream whose reader lags behind
+        # (RequestOutputCollector), so on busy cores a chunk may carry several tokens.
         assert {r["output_tokens"] for r in recs} == {16}
         assert {r["finish_reason"] for r in recs} == {"length"}
         role = 1 if "chat" in lf else 0
-        assert {r["token_chunks"] for r in recs} == {16 + role}
+        chunks = [r["token_chunks"] for r in recs]
+        assert all(1 + role < c <= 16 + role for c in chunks), chunks
+        assert max(chunks) == 16 + role, chunks
         summary = json.loads((out / "summary.json").read_text())
         assert summary["total_output_tokens"] == 16 * summary["completed"]
         assert summary["total_input_tokens"] == sum(
