@@ -66,6 +66,12 @@ def _fmt(v: float) -> str:
     return f"{v:.0f}" if abs(v) >= 1000 else f"{v:.2f}" if abs(v) >= 10 else f"{v:.3f}"
 
 
+def _cell(row: dict, tool: str) -> str:
+    if math.isnan(row[tool]):
+        return "-"
+    return f"{_fmt(row[tool])} ({_fmt(row[tool + '_min'])}-{_fmt(row[tool + '_max'])})"
+
+
 def markdown(rows: Sequence[dict], title: str) -> str:
     """A Markdown table: mean (min-max over repeats) for each tool, and the ratio."""
     out = [
@@ -76,8 +82,7 @@ def markdown(rows: Sequence[dict], title: str) -> str:
     ]
     for r in rows:
         name = r["metric"] + (f" ({r['unit']})" if r["unit"] else "")
-        v = f"{_fmt(r['vllm'])} ({_fmt(r['vllm_min'])}-{_fmt(r['vllm_max'])})"
-        o = f"{_fmt(r['locust_llm'])} ({_fmt(r['locust_llm_min'])}-{_fmt(r['locust_llm_max'])})"
+        v, o = _cell(r, "vllm"), _cell(r, "locust_llm")
         ratio = "-" if math.isnan(r["ratio"]) else f"{r['ratio']:.3f}"
         out.append(f"| {name} | {v} | {o} | {ratio} |")
     return "\n".join(out)
