@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from . import install as vllm_install
 from . import vllm
 from .errors import BackendError
 from .gpu import GpuTopology, choose_groups, read_gpu_topology
@@ -299,9 +300,11 @@ def make_plan(
     listen_host: str = "127.0.0.1",
     use_nginx: bool | None = None,
     sysfs_root: str | os.PathLike = "/sys",
+    installed: vllm_install.VllmInstall | None | bool = True,
 ) -> Plan:
     """Compute the deployment. `base_port` fixes ports (nginx at base_port, replicas after it);
-    otherwise free ports are probed on `host`."""
+    otherwise free ports are probed on `host`. `installed`: the vLLM to launch for cpu/gpu
+    without `vllm_cmd` (True: find it on this host; None: none installed)."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}.")
     if lb not in LB_METHODS:
@@ -345,8 +348,19 @@ def make_plan(
     multi = len(entries) > 1
     if backend == "emulator":
         exe = vllm.split_cmd(vllm_cmd, vllm.emulator_cmd())
-    else:
+    elif vllm_cmd:
         exe = vllm.split_cmd(vllm_cmd, vllm.VLLM_SERVE)
+    else:
+        if installed is True:
+            installed = vllm_install.find_vllm()
+        if isinstance(installed, vllm_install.VllmInstall):
+            exe = [*installed.cmd, "serve"]
+            notes.append(
+                f"vLLM {installed.version or '?'} from {installed.prefix} ({installed.how})"
+            )
+        else:
+            exe = list(vllm.VLLM_SERVE)
+            installed = None
 
     # resources per entry, in order
     slot_lists: list[list[_Slot]] = []
@@ -405,6 +419,13 @@ def make_plan(
         ports = free_ports(total, host)
         port_nginx = nginx_port or free_ports(1, listen_host)[0]
 
+    preload: list[str] = []
+    offline = False
+    if backend in ("cpu", "gpu") and not vllm_cmd:
+        if backend == "cpu":
+            preload, missing = vllm_install.cpu_preload(installed or None)
+            notes.extend(missing)
+        offline = any(Path(os.path.expanduser(e["model"])).is_dir() for e in entries)
     reps: list[Replica] = []
     needs_numactl = False
     k = 0
@@ -418,9 +439,15 @@ def make_plan(
             gmu = None
             tp_flag = e["tp"]
             omp_bind = None
+            if preload:
+                env["LD_PRELOAD"] = ":".join(preload)
+            if offline:
+                env["HF_HUB_OFFLINE"] = "1"  # a local folder: never ask the hub
             if backend == "cpu":
                 dtype = "bfloat16"
                 kv = kvcache_gib
+                if kv is None and os.environ.get("VLLM_CPU_KVCACHE_SPACE", "").isdigit():
+                    kv = int(os.environ["VLLM_CPU_KVCACHE_SPACE"])  # the user's own setting wins
                 if kv is None:
                     kv = (
                         max(1, int(slot.mem_kib / 2**20 * DEFAULT_KV_FRACTION))
@@ -476,9 +503,9 @@ def make_plan(
             "numactl is not installed here; this plan needs it (apt-get install numactl / "
             "dnf install numactl)"
         )
-    if backend in ("cpu", "gpu") and not vllm_cmd and not shutil.which("vllm"):
+    if backend in ("cpu", "gpu") and not vllm_cmd and installed is None:
         notes.append(
-            "`vllm` is not on PATH here; install vLLM, or pass --vllm-cmd "
+            f"vLLM is not installed here: {vllm_install.INSTALL_HINT}; or pass --vllm-cmd "
             f"'{sys.executable} -m locust_llm.emulator' to run this plan with the emulator"
         )
     return Plan(

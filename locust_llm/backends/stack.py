@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 
 from . import nginx as nginx_mod
 from .errors import BackendError
+from .install import INSTALL_HINT, check_model
+from .logcheck import start_failure
 from .plan import Plan, Replica
 from .process import port_in_use, spawn, stop_all, tail
 from .vllm import is_emulator
@@ -202,11 +204,12 @@ class Stack:
                         "--baseline / --backend emulator for an unbound run."
                     )
                 if exe == "vllm":
-                    raise BackendError(
-                        "`vllm` is not on PATH: install vLLM (`pip install vllm`) or pass "
-                        "--llm-vllm-cmd / vllm_cmd to use another executable (e.g. the emulator)."
-                    )
+                    raise BackendError(f"vLLM is not installed here: {INSTALL_HINT}.")
                 raise BackendError(f"executable {exe!r} for replica {r.name} not found on PATH.")
+            if not is_emulator(r.argv):
+                problem = check_model(r.model_path)
+                if problem:
+                    raise BackendError(problem + ".")
 
     def _spawn_replicas(self) -> None:
         # Spawned from this thread (PDEATHSIG is tied to the forking thread), all before
@@ -240,9 +243,12 @@ class Stack:
             for name, r in list(pending.items()):
                 proc = self._procs.get(name)
                 if proc is not None and proc.poll() is not None:
+                    text = tail(r.log_path)
+                    cause = start_failure(text, proc.returncode)
                     raise BackendError(
                         f"replica {name} exited with code {proc.returncode} before it was "
-                        f"ready; last 20 lines of {r.log_path}:\n{tail(r.log_path)}"
+                        f"ready{': ' + cause if cause else ''}; last 20 lines of "
+                        f"{r.log_path}:\n{text}"
                     )
                 if self._ready(r):
                     del pending[name]
@@ -250,10 +256,15 @@ class Stack:
                 break
             if time.monotonic() > deadline:
                 name, r = next(iter(pending.items()))
+                text = tail(r.log_path)
+                where = (
+                    f"last 20 lines of {r.log_path}:\n{text}"
+                    if text.strip()
+                    else f"its log {r.log_path} is empty (it printed nothing yet)"
+                )
                 raise BackendError(
                     f"replica {name} ({r.url}) not healthy after {self.ready_timeout:.0f}s "
-                    f"(raise ready_timeout for big models); last 20 lines of {r.log_path}:\n"
-                    f"{tail(r.log_path)}"
+                    f"(raise ready_timeout for big models); {where}"
                 )
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)

@@ -140,7 +140,7 @@ class EmulatorApp:
         if method == "POST" and path in ("/v1/chat/completions", "/v1/completions"):
             return self._inference(environ, start_response, path == "/v1/chat/completions")
         if path.startswith("/v1/") and not self._authorized(environ):
-            return self._error(start_response, 401, "Unauthorized")
+            return self._json(start_response, "401 Unauthorized", wire.UNAUTHORIZED)
         if path == "/health":
             if self.dead or perf_counter() < self.ready_at:
                 start_response("503 Service Unavailable", _JSON)
@@ -186,7 +186,22 @@ class EmulatorApp:
                 "root": self.cfg.model,
                 "parent": None,
                 "max_model_len": self.cfg.max_model_len,
-                "permission": [],
+                "permission": [
+                    {
+                        "id": f"modelperm-{uuid.uuid4().hex[:16]}",
+                        "object": "model_permission",
+                        "created": int(time.time()),
+                        "allow_create_engine": False,
+                        "allow_sampling": True,
+                        "allow_logprobs": True,
+                        "allow_search_indices": False,
+                        "allow_view": True,
+                        "allow_fine_tuning": False,
+                        "organization": "*",
+                        "group": None,
+                        "is_blocking": False,
+                    }
+                ],
             }
             for name in self.cfg.served_model_names
         ]
@@ -207,6 +222,8 @@ class EmulatorApp:
             return self._inference_inner(environ, start_response, chat, arrival)
         except _Reject as r:
             self._count_request()
+            if r.code == 401:  # vLLM's auth middleware answers before any OpenAI error model
+                return self._json(start_response, "401 Unauthorized", wire.UNAUTHORIZED)
             return self._error(start_response, r.code, r.message, r.param)
 
     def _inference_inner(self, environ, start_response, chat: bool, arrival: float):
@@ -227,7 +244,10 @@ class EmulatorApp:
             raise _Reject(400, f"Invalid request body: {e}") from None
         model = req.get("model")
         if model is not None and model not in cfg.served_model_names:
-            raise _Reject(404, f"The model `{model}` does not exist.", "model")
+            aliases = ", ".join(cfg.served_model_names)
+            raise _Reject(
+                404, f"The model `{model}` does not exist. Valid aliases: {aliases}.", "model"
+            )
         model = model or self.model_name
         try:
             if chat:
@@ -247,6 +267,23 @@ class EmulatorApp:
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
             raise _Reject(400, "max_tokens must be at least 1.", "max_tokens")
         limit = cfg.max_model_len - prompt_tokens
+        if max_tokens is not None and max_tokens > cfg.max_model_len:
+            raise _Reject(
+                400,
+                f"max_tokens={max_tokens} cannot be greater than max_model_len="
+                f"{cfg.max_model_len}. Please request fewer output tokens. "
+                f"(parameter=max_tokens, value={max_tokens})",
+                "max_tokens",
+            )
+        if limit < 0:
+            raise _Reject(
+                400,
+                f"This model's maximum context length is {cfg.max_model_len} tokens. However, "
+                f"your prompt contains at least {prompt_tokens} input tokens, which exceeds this "
+                "limit even without any output tokens. Please reduce the length of the input "
+                f"prompt. (parameter=input_tokens, value={prompt_tokens})",
+                "input_tokens",
+            )
         if limit <= 0 or (max_tokens is not None and max_tokens > limit):
             raise _Reject(
                 400,

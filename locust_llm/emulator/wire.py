@@ -1,6 +1,6 @@
 """vLLM's OpenAI wire format, byte-exact, built from templates so a token costs ~100 ns.
 
-Streaming chunks follow vLLM 0.33 (`model_dump_json(exclude_unset=True)` of its pydantic
+Streaming chunks follow vLLM 0.32 (`model_dump_json(exclude_unset=True)` of its pydantic
 models): chat starts with a role chunk ``delta: {"role": "assistant", "content": ""}``, then one
 chunk per token with ``delta.content``; the last token chunk carries ``finish_reason`` and
 ``stop_reason``; with ``stream_options.include_usage`` a ``"choices": []`` chunk with ``usage``
@@ -14,7 +14,10 @@ from __future__ import annotations
 import orjson
 
 DONE = b"data: [DONE]\n\n"
+VLLM_VERSION = "0.32.0"  # the vLLM whose answers tests/fixtures/vllm/ recorded
+SYSTEM_FINGERPRINT = f"vllm-{VLLM_VERSION}-emulator"
 
+UNAUTHORIZED = b'{"error":"Unauthorized"}'  # vLLM's API-key middleware, not an OpenAI error
 ERROR_TYPES = {
     400: "BadRequestError",
     401: "Unauthorized",
@@ -76,18 +79,21 @@ class StreamEncoder:
         else:
             self.pre = self.head + b',"choices":[{"index":0,"text":"'
             self.mid = b'","logprobs":null,"finish_reason":'
-        self.post_open = b',"stop_reason":null}]}\n\n' if not chat else b"}]}\n\n"
+        # what closes a choice: vLLM 0.32 writes token_ids (and, for completions,
+        # prompt_token_ids) as null on every chunk, stop_reason with finish_reason in chat
+        self.ids = b',"token_ids":null' if chat else b',"prompt_token_ids":null,"token_ids":null'
+        open_sr = b"" if chat else b',"stop_reason":null'
         # the separator between two consecutive plain token chunks
-        self.sep = self.mid + b"null" + self.post_open + self.pre
-        if not chat:
-            self.sep = self.mid + b'null,"stop_reason":null}]}\n\n' + self.pre
+        self.sep = self.mid + b"null" + open_sr + self.ids + b"}]}\n\n" + self.pre
 
     def role_chunk(self) -> bytes:
         """Chat only: the first chunk, ``delta: {"role": "assistant", "content": ""}``."""
         tail = b',"usage":' + _usage(self.prompt_tokens, 0) if self.continuous else b""
         return (
             self.head + b',"choices":[{"index":0,"delta":{"role":"assistant","content":""},'
-            b'"logprobs":null,"finish_reason":null}]' + tail + b"}\n\n"
+            b'"logprobs":null,"finish_reason":null}],"prompt_token_ids":null,"prompt_text":null'
+            + tail
+            + b"}\n\n"
         )
 
     def tokens(
@@ -123,10 +129,10 @@ class StreamEncoder:
 
     def _close(self, finish: str | None, stop_reason: str | None, usage: bytes = b"") -> bytes:
         sr = orjson.dumps(stop_reason) if stop_reason is not None else b"null"
-        if self.chat:
-            choice_end = b',"stop_reason":' + sr + b"}]" if finish is not None else b"}]"
+        if self.chat and finish is None:
+            choice_end = self.ids + b"}]"
         else:
-            choice_end = b',"stop_reason":' + sr + b"}]"
+            choice_end = b',"stop_reason":' + sr + self.ids + b"}]"
         return choice_end + (b',"usage":' + usage if usage else b"") + b"}\n\n"
 
     def _one(self, piece: bytes, index: int, finish: str | None, stop_reason: str | None) -> bytes:
@@ -140,6 +146,8 @@ class StreamEncoder:
             self.head
             + b',"choices":[],"usage":'
             + _usage(self.prompt_tokens, completion_tokens)
+            + b',"system_fingerprint":'
+            + orjson.dumps(SYSTEM_FINGERPRINT)
             + b"}\n\n"
         )
 
@@ -171,19 +179,24 @@ def chat_response(
                         "annotations": None,
                         "audio": None,
                         "function_call": None,
-                        "tool_calls": [],
-                        "reasoning_content": None,
+                        "reasoning": None,
                     },
                     "logprobs": None,
                     "finish_reason": finish,
                     "stop_reason": stop_reason,
+                    "token_ids": None,
+                    "routed_experts": None,
                 }
             ],
             "service_tier": None,
-            "system_fingerprint": None,
+            "system_fingerprint": SYSTEM_FINGERPRINT,
             "usage": _usage_dict(prompt_tokens, completion_tokens),
             "prompt_logprobs": None,
+            "prompt_token_ids": None,
+            "prompt_text": None,
             "kv_transfer_params": None,
+            "ec_transfer_params": None,
+            "metrics": None,
         }
     )
 
@@ -213,12 +226,17 @@ def completion_response(
                     "finish_reason": finish,
                     "stop_reason": stop_reason,
                     "prompt_logprobs": None,
+                    "prompt_token_ids": None,
+                    "token_ids": None,
+                    "routed_experts": None,
                 }
             ],
             "service_tier": None,
-            "system_fingerprint": None,
+            "system_fingerprint": SYSTEM_FINGERPRINT,
             "usage": _usage_dict(prompt_tokens, completion_tokens),
             "kv_transfer_params": None,
+            "ec_transfer_params": None,
+            "metrics": None,
         }
     )
 
@@ -229,4 +247,5 @@ def _usage_dict(prompt: int, completion: int) -> dict:
         "total_tokens": prompt + completion,
         "completion_tokens": completion,
         "prompt_tokens_details": None,
+        "completion_tokens_details": None,
     }

@@ -29,8 +29,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, help="scenario file (TOML)")
     p.add_argument(
         "--backend",
-        choices=("emulator",),
-        help="run every scenario on the emulator instead of its own backend",
+        choices=("emulator", "cpu", "gpu"),
+        help="run every scenario on this backend instead of its own (emulator: no vLLM needed)",
+    )
+    p.add_argument(
+        "--model",
+        help="serve this model in every scenario instead of the file's (a local folder or hub "
+        "id; several-model scenarios keep their names and serve it under each)",
     )
     p.add_argument("--run-time", help="override every scenario's duration (e.g. 5s)")
     p.add_argument(
@@ -56,16 +61,30 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def apply_overrides(specs: list[ScenarioSpec], backend: str | None, run_time: float | None) -> None:
+def apply_overrides(
+    specs: list[ScenarioSpec],
+    backend: str | None,
+    run_time: float | None,
+    model: str | None = None,
+) -> None:
     """`--backend emulator`: every scenario on the emulator, placement-only fields dropped
-    (vllm_cmd/urls mean nothing there; baseline stays as a label).  `--run-time`: every duration replaced;
-    the warm-up is capped at a fifth of it so a smoke run still measures something."""
+    (vllm_cmd/urls mean nothing there; baseline stays as a label). `--backend cpu|gpu`: real
+    vLLM, external urls dropped. `--model`: the model every replica serves (a file written for
+    a big model runs on a small one).  `--run-time`: every duration replaced; the warm-up is
+    capped at a fifth of it so a smoke run still measures something."""
     for s in specs:
         p = s.params
         if backend:
             p["backend"] = backend
-            for k in ("vllm_cmd", "urls"):
-                p.pop(k, None)
+            p.pop("urls", None)
+            if backend == "emulator":
+                p.pop("vllm_cmd", None)
+        if model:
+            if p.get("models"):
+                p["models"] = [{**m, "model": model} for m in p["models"]]
+            else:
+                p["model"] = model
+        if backend:
             if not p.get("model") and not p.get("models"):
                 p["model"] = "emulated-model"
         if run_time is not None:
@@ -102,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"locust-llm run: --run-time: expected {e}", file=sys.stderr)
         return EXIT_USAGE
-    apply_overrides(specs, args.backend, run_time)
+    apply_overrides(specs, args.backend, run_time, args.model)
     if args.only:
         specs = [s for s in specs if any(fnmatch.fnmatchcase(s.name, o) for o in args.only)]
         if not specs:

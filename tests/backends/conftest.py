@@ -40,3 +40,15 @@ def gpu_fixture(name: str):
 def emulator_cmd() -> list[str]:
     """The real emulator (`python -m locust_llm.emulator`), run by this interpreter."""
     return [sys.executable, "-m", "locust_llm.emulator"]
+
+
+@pytest.fixture(autouse=True)
+def _host_without_vllm(monkeypatch, request):
+    """Plans here describe a host with no vLLM and no tcmalloc, so they read the same on every
+    machine; tests/backends/test_install.py covers discovery on a host that has them."""
+    if request.node.get_closest_marker("real_install"):
+        return
+    from locust_llm.backends import install
+
+    monkeypatch.setattr(install, "find_vllm", lambda *a, **k: None)
+    monkeypatch.setattr(install, "tcmalloc", lambda: None)

@@ -1,7 +1,9 @@
 import json
 import shlex
+from pathlib import Path
 
 from locust_llm.backends.cli import main
+from locust_llm.backends.topology import parse_cpulist
 
 from .conftest import FIXTURES
 
@@ -118,3 +120,43 @@ def test_plan_write_gives_a_script_that_runs_the_plan(tmp_path, capsys):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def fixture_physical_cores(dump: Path) -> dict[int, list[int]]:
+    """Node -> its physical cores (the first CPU of each sibling set), read from the dump."""
+    files = dict(line.split("\t", 1) for line in dump.read_text().splitlines())
+    first_of = {}
+    for path, value in files.items():
+        if path.endswith("/thread_siblings_list"):
+            cpu = int(path.split("/")[3][3:])
+            first_of[cpu] = min(int(x) for x in value.replace("-", ",").split(","))
+    out = {}
+    for path, value in files.items():
+        if path.endswith("/cpulist") and "/node/node" in path:
+            node = int(path.split("/")[3][4:])
+            cpus = []
+            for part in value.split(","):
+                a, _, b = part.partition("-")
+                cpus += range(int(a), int(b or a) + 1)
+            out[node] = sorted(c for c in cpus if first_of[c] == c)
+    return out
+
+
+def test_two_socket_plan_binds_each_replica_to_its_nodes_physical_cores(capsys, sysfs):
+    dump = FIXTURES / "sysfs-2s96c-2numa.txt"
+    cores = fixture_physical_cores(dump)
+    assert sorted(cores) == [0, 1] and all(len(c) == 48 for c in cores.values())
+    rc = main(["--backend", "cpu", "--model", "M", "--sysfs-root", str(sysfs(dump.stem)),
+               "--dry-run", "--json"])  # fmt: skip
+    plan = json.loads(capsys.readouterr().out)
+    assert rc == 0 and len(plan["replicas"]) == 2 and plan["nginx_port"] == 8000
+    for node, r in enumerate(plan["replicas"]):
+        words = shlex.split(r["command"])
+        env = dict(w.split("=", 1) for w in words[: words.index("numactl")])
+        bound = parse_cpulist(env["VLLM_CPU_OMP_THREADS_BIND"])
+        # every physical core of its own node but the one reserved for vLLM's serving thread
+        assert bound == cores[node][:-1], node
+        assert env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "1"
+        i = words.index("numactl")
+        assert words[i + 1 : i + 3] == [f"--cpunodebind={node}", f"--membind={node}"]
+        assert r["numa_nodes"] == [node]

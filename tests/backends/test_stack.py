@@ -290,3 +290,18 @@ def test_cpu_plan_runs_under_numactl_with_emulator(tmp_path):
         env = open(f"/proc/{r.pid}/environ", "rb").read().split(b"\0")
         assert f"VLLM_CPU_OMP_THREADS_BIND={r.omp_bind}".encode() in env
         assert chat(st.url, max_tokens=2)["done"]
+
+
+def test_never_healthy_with_an_empty_log_says_so(tmp_path):
+    """A server that prints nothing and never listens: the error says the log is empty rather
+    than ending on a blank 'last 20 lines', and the process is gone afterwards."""
+    plan = make_plan(
+        "emulator", "m", vllm_cmd=[sys.executable, "-c", "import time; time.sleep(60)"]
+    )
+    stack = Stack(plan, tmp_path / "run", ready_timeout=1, log=lambda m: None)
+    with pytest.raises(BackendError) as e:
+        stack.start()
+    msg = str(e.value)
+    assert "\n" not in msg and "not healthy after 1s" in msg and "is empty" in msg
+    stat = Path(f"/proc/{plan.replicas[0].pid}/stat")
+    assert not stat.exists() or stat.read_text().split()[2] == "Z"

@@ -1,0 +1,46 @@
+"""`locust --llm-backend cpu` end to end on real vLLM: plan, start, run, teardown, nothing left.
+
+Runs before the session server starts (file order), so two vLLM servers never share the cores.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from .conftest import MODEL_DIR, require_vllm
+from .helpers import locust
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_llm_backend_cpu_end_to_end(tmp_path):
+    require_vllm()
+    run_dir = tmp_path / "backend"
+    done = locust(
+        ["-f", "locustfiles/chat.py", "--headless", "-u", "4", "-r", "4", "-t", "5s",
+         "--llm-backend", "cpu", "--llm-model", str(MODEL_DIR), "--llm-max-tokens", "8",
+         "--llm-ignore-eos", "--llm-serve-args", "--max-model-len 512",
+         "--llm-run-dir", str(run_dir), "--llm-summary", str(tmp_path / "s.json"),
+         "--loglevel", "INFO"],
+        timeout=400, env={"VLLM_CPU_KVCACHE_SPACE": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(x for x in done.stderr.splitlines() if "started a cpu vLLM stack" in x)
+    pids = [int(p) for p in re.search(r"pid ([0-9,]+)", line).group(1).split(",")]
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["completed"] > 0 and summary["failed"] == 0
+    assert summary["total_output_tokens"] == 8 * summary["completed"]
+    log = next(run_dir.glob("replica-*.log")).read_text()
+    assert "NUMA" in log or "membind" in log.lower() or "core" in log.lower()
+    assert not [p for p in pids if alive(p)], "vLLM left running after Locust quit"
+    import subprocess
+
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    assert str(run_dir) not in ps and str(MODEL_DIR) + " --host" not in ps
