@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -77,6 +78,11 @@ _COUNTERS = (
 )
 
 
+# Chunk arrival times kept exactly per run (8 bytes each, plus 16 per successful request) for
+# vLLM's peak fields; past this the millisecond slots below stand in (off by a chunk or a
+# request at a bucket edge, at most)
+EVENT_CAP = 1_000_000
+
 # Event counts by time slot (an int of epoch × scale), summed exactly across processes:
 # name -> (wire key, slots per second, what it counts)
 SLOTS = {
@@ -95,6 +101,8 @@ class Window:
 
     __slots__ = (
         *SLOTS,
+        "chunk_times",
+        "spans",
         "sketches",
         "first_start",
         "first_ok",
@@ -103,13 +111,20 @@ class Window:
         *_COUNTERS,
     )
 
-    def __init__(self, sketch_only: frozenset[str] | set[str] = frozenset()) -> None:
+    def __init__(
+        self, sketch_only: frozenset[str] | set[str] = frozenset(), exact_events: bool = True
+    ) -> None:
         self.sketches = {m: Distribution(m not in sketch_only) for m in LATENCY_METRICS}
         self.first_start = math.inf
         self.first_ok = math.inf  # first start of a successful request (vLLM's bucket origin)
         self.last_end = -math.inf
         for name in SLOTS:
             setattr(self, name, {})
+        # exact event times of successful requests while the run can afford them (vLLM's
+        # peaks are 1 s buckets counted from a float origin: millisecond slots straddle the
+        # bucket edges); None once the collector has dropped them
+        self.chunk_times: array | None = None if exact_events is False else array("d")
+        self.spans: array | None = None if exact_events is False else array("d")
         self.errors: dict[str, int] = {}
         for c in _COUNTERS:
             setattr(self, c, 0)
@@ -145,6 +160,14 @@ class Window:
             mine = getattr(self, name)
             for s, n in getattr(other, name).items():
                 mine[s] = mine.get(s, 0) + n
+        if slots:
+            for name in ("chunk_times", "spans"):
+                mine, theirs = getattr(self, name), getattr(other, name)
+                if mine is not None:
+                    if theirs is None:
+                        setattr(self, name, None)  # part of the run is inexact: so is the whole
+                    else:
+                        mine.extend(theirs)
         for e, n in other.errors.items():
             self.errors[e] = self.errors.get(e, 0) + n
         for c in _COUNTERS:
@@ -159,6 +182,8 @@ class Window:
         d["fo"] = self.first_ok if self.first_ok != math.inf else None
         for name, (key, _, _) in SLOTS.items():
             d[key] = [[s, n] for s, n in getattr(self, name).items()]
+        d["ct"] = self.chunk_times.tolist() if self.chunk_times is not None else None
+        d["sp"] = self.spans.tolist() if self.spans is not None else None
         d["er"] = self.errors
         return d
 
@@ -174,6 +199,9 @@ class Window:
         w.first_ok = d["fo"] if d.get("fo") is not None else math.inf
         for name, (key, _, _) in SLOTS.items():
             setattr(w, name, {int(s): n for s, n in d.get(key, [])})
+        for name, key in (("chunk_times", "ct"), ("spans", "sp")):
+            v = d.get(key)
+            setattr(w, name, array("d", v) if v is not None else None)
         w.errors = dict(d.get("er", {}))
         return w
 
@@ -190,6 +218,7 @@ class Collector:
         good: Callable[[LLMResult], bool] | None = None,
         full_resolution_s: int = FULL_RESOLUTION_S,
         exact_cap: int = EXACT_CAP,
+        event_cap: int = EVENT_CAP,
     ) -> None:
         self.windows: dict[int, Window] = {}
         # Percentiles are numpy's over the samples until a metric has more than exact_cap of
@@ -198,6 +227,10 @@ class Collector:
         self.exact_cap = exact_cap
         self.sample_counts: dict[str, int] = dict.fromkeys(LATENCY_METRICS, 0)
         self.sketch_only: set[str] = set()
+        # chunk arrival times and request spans kept exactly up to event_cap chunks
+        self.event_cap = event_cap
+        self.event_count = 0
+        self.exact_events = True
         self._dirty: set[int] = set()
         self.good = good
         self.inflight = 0
@@ -223,9 +256,9 @@ class Collector:
                 m = sec // 60
                 w = self.archive.get(m)
                 if w is None:
-                    w = self.archive[m] = Window(self.sketch_only)
+                    w = self.archive[m] = Window(self.sketch_only, self.exact_events)
                 return w
-            w = self.windows[sec] = Window(self.sketch_only)
+            w = self.windows[sec] = Window(self.sketch_only, self.exact_events)
             if sec > self._newest:
                 self._newest = sec
                 if not self.shipping and sec - self.full_resolution_s > self._frozen_before:
@@ -274,6 +307,14 @@ class Collector:
                 for w in group.values():
                     w.sketches[metric].drop_samples()
 
+    def _count_events(self, n: int) -> None:
+        self.event_count += n
+        if self.event_count > self.event_cap and self.exact_events:
+            self.exact_events = False
+            for group in (self.windows, self.archive):
+                for w in group.values():
+                    w.chunk_times = w.spans = None
+
     def add(self, r: LLMResult) -> None:
         """Fold one finished request in. O(tokens of that request), i.e. O(1) per token."""
         if r.warmup:
@@ -281,10 +322,13 @@ class Collector:
         took = (r.e2e if r.e2e is not None else r.stream_closed) or 0.0
         w = self._window(int(r.t_start + took / 1000.0))
         before = [d.count for d in w.sketches.values()]
+        events = len(w.chunk_times) if w.chunk_times is not None else 0
         self._add(w, r)
         for (m, d), n in zip(w.sketches.items(), before, strict=True):
             if d.count != n:
                 self._count_samples(m, d.count - n)
+        if w.chunk_times is not None:
+            self._count_events(len(w.chunk_times) - events)
 
     def _add(self, w: Window, r: LLMResult) -> None:
         sk = w.sketches
@@ -353,6 +397,9 @@ class Collector:
             m1 = int((r.t_start + r.e2e / 1000.0) * 1000)
             w.starts_ms[m0] = w.starts_ms.get(m0, 0) + 1
             w.ends_ms[m1] = w.ends_ms.get(m1, 0) + 1
+            if w.spans is not None:
+                w.spans.append(r.t_start)
+                w.spans.append(r.t_start + r.e2e / 1000.0)
         self._spread_tokens(w, r)
 
     @staticmethod
@@ -395,13 +442,18 @@ class Collector:
         t = r.t_start + r.ttft / 1000.0
         ta = w.tokens_arrived
         ch = w.chunks_ms
+        times = w.chunk_times
+        if times is not None:
+            times.append(t)
         ms = int(t * 1000)
         ch[ms] = ch.get(ms, 0) + 1
         done = n // chunks
         ds = ms // 100
         ta[ds] = ta.get(ds, 0) + done
         for i, gap in enumerate(r.itl, 2):
-            t += gap / 1000.0
+            t += gap / 1000.0  # the same float steps as vLLM's token times
+            if times is not None:
+                times.append(t)
             ms = int(t * 1000)
             ch[ms] = ch.get(ms, 0) + 1
             ds = ms // 100
@@ -437,6 +489,7 @@ class Collector:
             self._window(int(s)).merge(Window.from_dict(wd))
             for m, h in wd.get("sk", {}).items():
                 self._count_samples(m, h["n"])
+            self._count_events(len(wd.get("ct") or ()))
 
     def reset(self) -> None:
         self.windows.clear()
@@ -448,6 +501,8 @@ class Collector:
         self._shipped_inflight.clear()
         self.sample_counts = dict.fromkeys(LATENCY_METRICS, 0)
         self.sketch_only.clear()
+        self.event_count = 0
+        self.exact_events = True
         self._newest = self._frozen_before = -1
 
     def merged(self, start: float | None = None, end: float | None = None) -> Window:
@@ -475,6 +530,20 @@ class Collector:
                 for d, n in getattr(w, name).items():
                     out[d] = out.get(d, 0) + n
         return out
+
+    def events(self) -> tuple[array, array] | None:
+        """(chunk arrival times, flattened (start, end) spans) of every successful request
+        over the whole run, or None once the run had more than ``event_cap`` chunks."""
+        if not self.exact_events:
+            return None
+        times, spans = array("d"), array("d")
+        for group in (self.windows, self.archive):
+            for w in group.values():
+                if w.chunk_times is None or w.spans is None:
+                    return None
+                times.extend(w.chunk_times)
+                spans.extend(w.spans)
+        return times, spans
 
     def tokens_by_decisecond(self) -> dict[int, int]:
         """Output tokens by the 100 ms slot (``int(epoch * 10)``) they arrived in."""

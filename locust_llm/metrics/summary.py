@@ -147,6 +147,11 @@ def peak_tokens_per_s(collector: Collector, origin: float, by: str = "chunks_ms"
     ``by="tokens_arrived"`` counts usage tokens instead (the token-based peak)."""
     if origin == math.inf:
         return 0.0
+    events = collector.events() if by == "chunks_ms" else None
+    if events is not None:  # exact: the same float arithmetic as vLLM's
+        k = (np.frombuffer(events[0], dtype=np.float64) - origin).astype(np.int64)
+        k = k[k >= 0]
+        return float(np.bincount(k).max()) if len(k) else 0.0
     k, n = _buckets(collector.slots(by), 1000 if by == "chunks_ms" else 10, origin)
     keep = k >= 0
     if not keep.any():
@@ -160,6 +165,14 @@ def peak_concurrency(collector: Collector, origin: float) -> int:
     last chunk arrived in (so short requests are never missed)."""
     if origin == math.inf:
         return 0
+    events = collector.events()
+    if events is not None and len(events[1]):
+        span = np.frombuffer(events[1], dtype=np.float64).reshape(-1, 2) - origin
+        first, last = span[:, 0].astype(np.int64), span[:, 1].astype(np.int64)
+        size = int(last.max()) + 2
+        # +1 from the bucket a request started in, -1 after the one its last chunk arrived in
+        delta = np.bincount(first, minlength=size) - np.bincount(last + 1, minlength=size)
+        return int(np.cumsum(delta).max())
     ks, ns = _buckets(collector.slots("starts_ms"), 1000, origin)
     ke, ne = _buckets(collector.slots("ends_ms"), 1000, origin)
     if not len(ks):

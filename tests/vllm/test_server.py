@@ -115,12 +115,25 @@ def test_vllm_errors_are_clear_failure_rows(vllm_stack, tmp_path):
     assert "max_tokens=100000 cannot be greater than max_model_len=512" in text, text
     assert "maximum context length is 512 tokens" in text, text
     assert all("\n" not in m for m in msgs) and len(msgs) >= 3
+    # a wrong key stops the run in the pre-flight, before any user spawns ...
     done, out = _run(
         tmp_path, "locustfiles/chat.py", vllm_stack, ["--llm-api-key", "sk-wrong"], t="3s"
     )
+    said = done.stdout + done.stderr
+    (line,) = [ln for ln in said.splitlines() if "pre-flight failed" in ln]
+    assert "HTTP 401" in line and "--llm-api-key" in line, line
+    assert "sk-wrong" not in said and done.returncode == 1
+    # ... and, measured anyway, every request is a failure row saying so
+    done, out = _run(
+        tmp_path,
+        "locustfiles/chat.py",
+        vllm_stack,
+        ["--llm-api-key", "sk-wrong", "--llm-skip-preflight"],
+        t="3s",
+    )
     text = "\n".join(r["Error"] for r in failures(out / "locust"))
     assert "HTTP 401" in text and "--llm-api-key" in text and "sk-wrong" not in text, text
-    assert done.returncode != 0
+    assert done.returncode != 0 and "sk-wrong" not in done.stdout + done.stderr
 
 
 def test_metrics_read_by_scenario_scraper_and_llm_tab(vllm_stack, tmp_path):
