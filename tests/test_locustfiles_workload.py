@@ -24,6 +24,14 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def _free_port() -> str:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return str(sock.getsockname()[1])
+
+
 def _emulator(*args: str):
     p = subprocess.Popen(
         [PY, "-m", "locust_llm.emulator", "--port", "0", *args],
@@ -142,8 +150,9 @@ def test_total_rate_within_5_percent(emulator, tmp_path, processes, arrival):
         "100",
     ]
     args += ["-t", "8s", "--llm-seed", "3"]
-    if processes > 1:
-        args += ["--processes", str(processes)]
+    if processes > 1:  # a port of its own: concurrent runs would collide on Locust's 5557
+        port = _free_port()
+        args += ["--processes", str(processes), "--master-bind-port", port, "--master-port", port]
     recs, _ = _locust("rate.py", host, tmp_path, *args)
     starts = sorted(r["t_start"] for r in recs)
     t0 = starts[0]  # the schedule's first arrival is at its start

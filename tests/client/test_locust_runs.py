@@ -152,7 +152,8 @@ def test_summary_same_local_processes_and_master_workers(tmp_path):
         d.mkdir()
     p = headless(local)
     assert p.returncode == 0, p.stderr[-2000:]
-    p = headless(procs, "--processes", "2")
+    port = str(free_port())  # its own port: concurrent runs would collide on Locust's 5557
+    p = headless(procs, "--processes", "2", "--master-bind-port", port, "--master-port", port)
     assert p.returncode == 0, p.stderr[-2000:]
     port = free_port()
     master = subprocess.Popen(

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from tests.report.browser import ARTIFACTS, CHROMEDRIVER, CHROMIUM, skip_without_browser
+from tests.web.conftest import free_port
 
 STATS = ("mean", "p50", "p90", "p95", "p99", "max")
 METRICS = ("ttft", "tpot", "itl", "e2el")
@@ -159,7 +160,12 @@ def test_llm_tab_in_chromium(locust_run) -> None:
 
 @pytest.mark.timeout(70)
 def test_processes_2_merges_both_workers(locust_run) -> None:
-    run = locust_run(["--processes", "2"], run_time="8s", autoquit=10)
+    port = str(free_port())  # its own port: concurrent runs would collide on Locust's 5557
+    run = locust_run(
+        ["--processes", "2", "--master-bind-port", port, "--master-port", port],
+        run_time="8s",
+        autoquit=10,
+    )
     run.wait_for(lambda: _stopped(run), 45, "the run to stop")
     workers = json.loads(run.get("/stats/requests"))["workers"]
     assert len(workers) == 2
