@@ -35,16 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BackendError
+from .names import DEFAULT_LB, LB_DIRECTIVES
 
 STATUS_PATH = "/nginx_status"
 MODEL_HEADER = "X-Model"
 MODEL_PATH_PREFIX = "/models/"
-_METHODS = {
-    "least_conn": "least_conn;",
-    "round_robin": "",
-    "hash": "hash $http_x_session_id consistent;",
-    "random_two_least_conn": "random two least_conn;",
-}
+_METHODS = LB_DIRECTIVES
 _SEARCH = (
     "/usr/sbin/nginx",
     "/usr/local/sbin/nginx",
@@ -76,7 +72,7 @@ def render_config(
     upstreams: Sequence[Upstream],
     *,
     listen: str = "127.0.0.1:8000",
-    method: str = "least_conn",
+    method: str = DEFAULT_LB,
     workers: int = 2,
     worker_connections: int = 8192,
     read_timeout_s: int = 3600,

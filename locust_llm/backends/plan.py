@@ -39,10 +39,10 @@ from . import install as vllm_install
 from . import vllm
 from .errors import BackendError
 from .gpu import GpuTopology, choose_groups, read_gpu_topology
+from .names import DEFAULT_LB, LB_METHODS
+from .names import STACK_BACKENDS as BACKENDS
 from .topology import CpuTopology, format_cpulist, read_cpu_topology
 
-BACKENDS = ("emulator", "cpu", "gpu", "external")
-LB_METHODS = ("least_conn", "round_robin", "hash", "random_two_least_conn")
 DEFAULT_KV_FRACTION = 0.4  # of the node memory share; the rest holds weights and activations
 
 
@@ -283,7 +283,7 @@ def make_plan(
     model: str | None = None,
     tp: int = 1,
     replicas: int | None = None,
-    lb: str = "least_conn",
+    lb: str = DEFAULT_LB,
     vllm_cmd: str | Sequence[str] | None = None,
     serve_args: Sequence[str] = (),
     models: Sequence[dict] | None = None,

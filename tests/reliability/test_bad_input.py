@@ -99,8 +99,9 @@ def test_connection_refused_is_named_and_fails_the_run(tmp_path, with_model):
     if with_model:
         assert f"connection refused by http://127.0.0.1:{port}: is the server running" in out
     else:  # the /v1/models lookup fails first: a counted failure, not a task traceback
-        assert f"cannot list models at http://127.0.0.1:{port}/v1/models" in out
-        assert "Connection refused" in out and "pass --llm-model" in out
+        assert f"connection refused by http://127.0.0.1:{port}/v1/models" in out
+        assert "(or pass --llm-model to skip the lookup)" in out
+        assert out.count("pass --llm-model") == out.count("to skip the lookup")  # said once
     no_traceback(out)
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["completed"] == 0 and s["failed"] > 0

@@ -47,7 +47,7 @@ def env(monkeypatch):
         )  # fmt: skip
     c.add(LLMResult(name="x", t_start=1_700_000_002, error=f"HTTP 500: {MARKUP}", status=500))
     yield e
-    llm_web._on_quit()
+    e._llm_scraper.stop()
     e.runner.quit()
 
 
