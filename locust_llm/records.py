@@ -3,14 +3,17 @@
 Several Locust processes (``--processes``, workers on one host) may append to the same path,
 so each line goes out as ONE ``write(2)`` on a descriptor opened with ``O_APPEND``: the kernel
 places it at the end of the file atomically, and a line is never interleaved with another
-process's. A short write (disk full, file size limit) is never "undone" by truncating: the
-bytes after our line's start may be another process's lines. Instead the torn fragment is
-ended with a newline when possible, so every other line still parses, and the writer stops.
+process's. A short write (disk full, file size limit) leaves a fragment: it is cut off only
+when it is still the file's last bytes, checked under an exclusive ``flock`` while every
+writer holds a shared one around its writes, so another process's line is never cut; when
+lines were appended after it, the fragment is ended with a newline instead. Either way every
+other line still parses, and the writer stops.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 
 __all__ = ["RecordsWriter", "truncate"]
@@ -33,18 +36,35 @@ class RecordsWriter:
         written whole; the writer is closed then."""
         if self._fd is None:
             raise OSError(errno.EBADF, "records file closed")
+        fd = self._fd
         try:
-            n = os.write(self._fd, line)
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            try:
+                n = os.write(fd, line)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
         except OSError:
             self.close()
             raise
         if n != len(line):
-            try:  # end the fragment: the next process's line must start on its own line
-                os.write(self._fd, b"\n")
-            except OSError:
-                pass
+            self._drop_fragment(fd, n)
             self.close()
             raise OSError(errno.ENOSPC, f"short write ({n} of {len(line)} bytes; disk full?)")
+
+    @staticmethod
+    def _drop_fragment(fd: int, n: int) -> None:
+        """Remove the ``n`` bytes just written if nothing follows them, else end the line."""
+        end = os.lseek(fd, 0, os.SEEK_CUR)  # O_APPEND: where our own write ended
+        fcntl.flock(fd, fcntl.LOCK_EX)  # no other writer is between its seek and its write
+        try:
+            if os.fstat(fd).st_size == end:
+                os.ftruncate(fd, end - n)
+            else:
+                os.write(fd, b"\n")
+        except OSError:
+            pass
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         if self._fd is not None:

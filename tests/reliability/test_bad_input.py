@@ -152,7 +152,8 @@ def test_non_openai_models_endpoint_is_a_counted_failure(bad_server):
     p = run_locust([*RUN3, *MEASURE_FAILING, "--host", bad_server.url])
     out = p.stdout + p.stderr
     assert p.returncode == 1
-    assert "not an OpenAI model list; pass --llm-model" in out, out[-3000:]
+    assert "not an OpenAI model list" in out, out[-3000:]
+    assert "(or pass --llm-model to skip the lookup)" in out
     no_traceback(out)
 
 
@@ -294,3 +295,16 @@ def test_disk_full_keeps_whole_records_and_says_so(tiny_disk):
         assert f"cannot write --llm-summary {summ}" in out
     assert not Path(f"{summ}.tmp").exists()
     assert "Successful requests:" in out  # the summary still reaches the console
+
+
+def test_a_bad_slo_with_the_web_ui_is_one_clean_line():
+    port = free_port()
+    p = run_locust(
+        ["-f", "locustfiles/chat.py", "--web-port", str(port), "--web-host", "127.0.0.1",
+         "--host", "http://127.0.0.1:1", "--llm-slo", "bogus<=3"],
+        timeout=30,
+    )  # fmt: skip
+    out = p.stdout + p.stderr
+    assert p.returncode == 2, out[-2000:]
+    assert "locust-llm: --llm-slo:" in out
+    assert "Uncaught exception" not in out and "Traceback" not in out, out[-3000:]
