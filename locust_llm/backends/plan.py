@@ -9,7 +9,7 @@ Shapes:
   cores minus `reserved_cpus` (kept for the API server process, which numactl still lets run
   on the node), `VLLM_CPU_NUM_OF_RESERVED_CPU`, `VLLM_CPU_KVCACHE_SPACE`, `--dtype bfloat16`.
   With several replicas per node, `--physcpubind=<its cores and their SMT siblings>` replaces
-  `--cpunodebind` so replicas on one node do not share cores. `baseline=True` is seed 000's
+  `--cpunodebind` so replicas on one node do not share cores. `baseline=True` is the
   comparison: one replica, no numactl, no bind list (vLLM's own `auto`).
 - `gpu`: replicas = GPUs // tp, one `CUDA_VISIBLE_DEVICES` group each (NVLink-connected where
   possible, see `gpu.choose_groups`), `CUDA_DEVICE_ORDER=PCI_BUS_ID` so indices mean what

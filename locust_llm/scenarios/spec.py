@@ -185,7 +185,7 @@ FIELDS: dict[str, Field] = {
     "tp": Field(_pos_int, "tensor-parallel size per replica"),
     "replicas": Field(_pos_int, "replica count (cpu: total over NUMA nodes)"),
     "lb": Field(_choice(LB_METHODS), "nginx balancing policy"),
-    "baseline": Field(_bool, "cpu backend: one unbound replica (seed 000's baseline)"),
+    "baseline": Field(_bool, "cpu backend: one unbound replica"),
     "vllm_cmd": Field(_str, "executable replacing `vllm serve`"),
     "serve_args": Field(_args, "extra `vllm serve` flags for every replica", listy=True),
     "emulator_args": Field(_args, "extra --emu-* flags, used only on the emulator", listy=True),

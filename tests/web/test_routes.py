@@ -12,7 +12,6 @@ import pytest
 from locust import events
 from locust.env import Environment
 
-import locust_llm.web as llm_web
 from locust_llm.checks import parse_slo
 from locust_llm.metrics.record import LLMResult
 from locust_llm.plugin import runtime
