@@ -31,6 +31,9 @@ __all__ = [
     "add_option_check",
     "check_options",
     "check_server",
+    "first_model",
+    "llm_path",
+    "preflight",
 ]
 
 SKIP_HINT = "pass --llm-skip-preflight to start the users anyway"
@@ -178,3 +181,61 @@ def check_server(
             body = completions_body(chosen, "Hello", 1)
         _stream_once(host, path, body, headers, timeout)
     return ServerCheck(model=chosen, served=served)
+
+
+def first_model(host: str | None, auth_header: str | None, timeout: float) -> str:
+    """The first id ``/v1/models`` lists (what vLLM serves), for runs without ``--llm-model``.
+    Raises :class:`PreflightError` saying what was wrong; callers add how to skip the lookup."""
+    if not host:
+        raise PreflightError("no host to ask for models: pass --host")
+    headers = {"Authorization": auth_header} if auth_header else {}
+    ids = list_models(host, headers, timeout)
+    if not ids:
+        raise PreflightError(f"{host.rstrip('/')}/v1/models: the server lists no models")
+    return ids[0]
+
+
+def llm_path(environment: Any) -> str | None:
+    """The endpoint the test's LLM users stream from (the first such user class)."""
+    for cls in getattr(environment, "user_classes", None) or []:
+        path = getattr(cls, "path", None)
+        if isinstance(path, str) and path.startswith("/v1/") and hasattr(cls, "stream_request"):
+            return path
+    return None
+
+
+def preflight(environment: Any, rt: Any) -> None:
+    """Server reachable, model(s) served, one streamed request (skipped by
+    ``--llm-skip-preflight`` or when no LLM user is in the test). ``rt``: the runtime."""
+    from locust_llm.credentials import redact
+
+    rt.configure()  # the web form may have changed --llm-model
+    opts = rt.options
+    if opts.skip_preflight:
+        return
+    path = llm_path(environment)
+    if path is None:
+        return
+    mix = []
+    if opts.model_mix:
+        from locust_llm.workload.mix import parse_model_mix
+
+        mix = parse_model_mix(opts.model_mix).models
+    try:
+        found = check_server(
+            environment.host,
+            path=path,
+            model=rt.model,
+            auth_header=rt.auth_header,
+            timeout=min(rt.timeout or 60.0, 60.0),
+            models_wanted=mix,
+        )
+    except PreflightError as e:
+        raise PreflightError(redact(str(e), rt.api_key)) from None
+    if rt.model is None:
+        rt.model = found.model
+    import logging
+
+    logging.getLogger("locust_llm").info(
+        "locust-llm: pre-flight passed: %s serves %s", environment.host, found.model
+    )

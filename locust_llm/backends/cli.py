@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from .errors import BackendError
 from .gpu import parse_gpu_topology
+from .names import DEFAULT_LB
 from .nginx import find_nginx
 from .plan import BACKENDS, LB_METHODS, Plan, Topology, make_plan
 from .topology import read_cpu_topology
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tp", type=int, default=1, help="tensor-parallel size per replica")
     p.add_argument("--replicas", type=int, help="replica count (default: from topology)")
-    p.add_argument("--lb", choices=LB_METHODS, default="least_conn")
+    p.add_argument("--lb", choices=LB_METHODS, default=DEFAULT_LB)
     p.add_argument("--vllm-cmd", help="executable instead of `vllm serve` (e.g. the emulator)")
     p.add_argument("--url", action="append", dest="urls", help="external server URL (repeat)")
     p.add_argument("--baseline", action="store_true", help="cpu: one unbound replica")

@@ -1,6 +1,6 @@
 """nginx in front of the replicas: config rendering (pure), finding the binary, its command line.
 
-Settings follow DESIGN.md §6 (checked with a real nginx and SSE backends): no proxy or gzip
+Settings (checked with a real nginx and SSE backends): no proxy or gzip
 buffering so tokens are forwarded as they arrive, HTTP/1.1 keepalive to upstreams with a
 keepalive timeout below uvicorn's 5 s, `max_fails=3 fail_timeout=10s` so a dead replica is
 skipped for seconds (not hours), `proxy_next_upstream error timeout` so a connection refused
@@ -8,7 +8,7 @@ by a dead replica is retried on another one. POSTs are *not* retried once sent
 (nginx needs `non_idempotent` for that): a stream cut by a dying replica is an error the load
 test must count, not hide.
 
-Multi-model routing (seed 004). nginx cannot read the JSON body's `model` field without njs,
+Multi-model routing. nginx cannot read the JSON body's `model` field without njs,
 so each model gets its own upstream and two ways in:
 - header: `X-Model: <served name>` on any path (`map $http_x_model $llm_upstream`). The
   OpenAI SDK sets it with `default_headers`, Locust users with a header; requests without
@@ -35,16 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BackendError
+from .names import DEFAULT_LB, LB_DIRECTIVES
 
 STATUS_PATH = "/nginx_status"
 MODEL_HEADER = "X-Model"
 MODEL_PATH_PREFIX = "/models/"
-_METHODS = {
-    "least_conn": "least_conn;",
-    "round_robin": "",
-    "hash": "hash $http_x_session_id consistent;",
-    "random_two_least_conn": "random two least_conn;",
-}
+_METHODS = LB_DIRECTIVES
 _SEARCH = (
     "/usr/sbin/nginx",
     "/usr/local/sbin/nginx",
@@ -76,7 +72,7 @@ def render_config(
     upstreams: Sequence[Upstream],
     *,
     listen: str = "127.0.0.1:8000",
-    method: str = "least_conn",
+    method: str = DEFAULT_LB,
     workers: int = 2,
     worker_connections: int = 8192,
     read_timeout_s: int = 3600,

@@ -9,7 +9,7 @@ Shapes:
   cores minus `reserved_cpus` (kept for the API server process, which numactl still lets run
   on the node), `VLLM_CPU_NUM_OF_RESERVED_CPU`, `VLLM_CPU_KVCACHE_SPACE`, `--dtype bfloat16`.
   With several replicas per node, `--physcpubind=<its cores and their SMT siblings>` replaces
-  `--cpunodebind` so replicas on one node do not share cores. `baseline=True` is seed 000's
+  `--cpunodebind` so replicas on one node do not share cores. `baseline=True` is the
   comparison: one replica, no numactl, no bind list (vLLM's own `auto`).
 - `gpu`: replicas = GPUs // tp, one `CUDA_VISIBLE_DEVICES` group each (NVLink-connected where
   possible, see `gpu.choose_groups`), `CUDA_DEVICE_ORDER=PCI_BUS_ID` so indices mean what
@@ -39,10 +39,10 @@ from . import install as vllm_install
 from . import vllm
 from .errors import BackendError
 from .gpu import GpuTopology, choose_groups, read_gpu_topology
+from .names import DEFAULT_LB, LB_METHODS
+from .names import STACK_BACKENDS as BACKENDS
 from .topology import CpuTopology, format_cpulist, read_cpu_topology
 
-BACKENDS = ("emulator", "cpu", "gpu", "external")
-LB_METHODS = ("least_conn", "round_robin", "hash", "random_two_least_conn")
 DEFAULT_KV_FRACTION = 0.4  # of the node memory share; the rest holds weights and activations
 
 
@@ -283,7 +283,7 @@ def make_plan(
     model: str | None = None,
     tp: int = 1,
     replicas: int | None = None,
-    lb: str = "least_conn",
+    lb: str = DEFAULT_LB,
     vllm_cmd: str | Sequence[str] | None = None,
     serve_args: Sequence[str] = (),
     models: Sequence[dict] | None = None,

@@ -246,6 +246,8 @@ class Collector:
         self._newest = -1
         self._frozen_before = -1
         self.shipping = False  # workers ship windows away instead of compacting them
+        # bumped by every change: views computed from the collector are valid while it holds
+        self.version = 0
 
     def _window(self, sec: int) -> Window:
         w = self.windows.get(sec)
@@ -285,6 +287,7 @@ class Collector:
 
     def request_started(self, t_epoch: float) -> None:
         """Called at dispatch: tracks in-flight requests for the concurrency series."""
+        self.version += 1
         self.inflight += 1
         w = self._window(int(t_epoch))
         if self.inflight > w.inflight_max:
@@ -293,6 +296,7 @@ class Collector:
 
     def request_finished(self, t_epoch: float | None = None) -> None:
         """Called when a request ends: the level it held counts in this second's maximum."""
+        self.version += 1
         w = self._window(int(time.time() if t_epoch is None else t_epoch))
         if self.inflight > w.inflight_max:
             w.inflight_max = self.inflight
@@ -319,6 +323,7 @@ class Collector:
         """Fold one finished request in. O(tokens of that request), i.e. O(1) per token."""
         if r.warmup:
             return
+        self.version += 1
         took = (r.e2e if r.e2e is not None else r.stream_closed) or 0.0
         w = self._window(int(r.t_start + took / 1000.0))
         before = [d.count for d in w.sketches.values()]
@@ -485,6 +490,7 @@ class Collector:
         return out
 
     def merge_delta(self, data: dict[str, Any]) -> None:
+        self.version += 1
         for s, wd in data.items():
             self._window(int(s)).merge(Window.from_dict(wd))
             for m, h in wd.get("sk", {}).items():
@@ -492,6 +498,7 @@ class Collector:
             self._count_events(len(wd.get("ct") or ()))
 
     def reset(self) -> None:
+        self.version += 1
         self.windows.clear()
         self._dirty.clear()
         self.archive.clear()

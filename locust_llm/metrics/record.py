@@ -53,7 +53,7 @@ _RECORD_FIELDS = (
 
 @dataclass(slots=True)
 class LLMResult:
-    """A streamed request's outcome, with vLLM's metric definitions (DESIGN.md §3)."""
+    """A streamed request's outcome, with vLLM's metric definitions."""
 
     name: str
     model: str = ""

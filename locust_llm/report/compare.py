@@ -1,4 +1,4 @@
-"""Side-by-side comparison of scenarios against a baseline (seed 000: baseline vs core-aware).
+"""Side-by-side comparison of scenarios against a baseline.
 
 Pairing: the baseline is the scenario named by `--baseline`, else one whose scenario.json
 says `"reference": true` (scenario files: `reference = true`), else the first scenario.  The *variant* of a scenario is its values

@@ -3,7 +3,7 @@
 Rule (Kneedle, Satopää et al. 2011, for a concave increasing curve):
 
 1. sort points by x; replace y by its running maximum, so a throughput *drop* past the
-   peak (seed 003: 1158 tok/s at 30 users, 702 at 35) reads as "no further gain" rather
+   peak (e.g. 1158 tok/s at 30 users, 702 at 35) reads as "no further gain" rather
    than being fitted;
 2. normalise x and y to [0, 1] over the tested range;
 3. the knee is the point with the largest `y_norm - x_norm` (farthest above the chord
@@ -12,7 +12,7 @@ Rule (Kneedle, Satopää et al. 2011, for a concave increasing curve):
    curve is still close to linear over the tested range, i.e. not saturated yet.
 
 Kneedle was chosen over a "marginal gain below X % of the initial slope" rule because the
-first segment of a real sweep is noisy (1 -> 5 users in seed 003 gains half as much per user
+first segment of a real sweep is noisy (1 -> 5 users in a measured sweep gains half as much per user
 as 5 -> 10), which makes a slope threshold fire early; the chord distance uses every point.
 """
 

@@ -1,7 +1,7 @@
 """Group scenarios into sweeps (curves over one numeric parameter) and find their knees.
 
 A sweep axis is a numeric parameter that varies across the run's scenarios (users first:
-seed 003's plots are against concurrency).  Scenarios that agree on every *other* varying
+the usual plots are against concurrency).  Scenarios that agree on every *other* varying
 parameter form one curve, so `lb = ["round_robin", "least_conn"] x users = [..]` gives two
 throughput curves on the same axes.
 """

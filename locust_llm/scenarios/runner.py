@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from locust_llm.backends.names import DEFAULT_LB
+
 from .scrape import Scraper, Target
 from .spec import ScenarioSpec
 
@@ -148,7 +150,7 @@ def make_plan_for(spec: ScenarioSpec) -> Any:
         "backend": p["backend"],
         "tp": int(p.get("tp") or 1),
         "replicas": p.get("replicas"),
-        "lb": p.get("lb") or "least_conn",
+        "lb": p.get("lb") or DEFAULT_LB,
         "serve_args": serve,
     }
     if p.get("models"):

@@ -34,8 +34,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-BACKENDS = ("emulator", "cpu", "gpu", "external")
-LB_METHODS = ("least_conn", "round_robin", "hash", "random_two_least_conn")
+from locust_llm.backends.names import DEFAULT_LB, LB_METHODS  # noqa: E402
+from locust_llm.backends.names import STACK_BACKENDS as BACKENDS  # noqa: E402
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEFAULT_RUN_TIME = 60.0
 
@@ -184,7 +185,7 @@ FIELDS: dict[str, Field] = {
     "tp": Field(_pos_int, "tensor-parallel size per replica"),
     "replicas": Field(_pos_int, "replica count (cpu: total over NUMA nodes)"),
     "lb": Field(_choice(LB_METHODS), "nginx balancing policy"),
-    "baseline": Field(_bool, "cpu backend: one unbound replica (seed 000's baseline)"),
+    "baseline": Field(_bool, "cpu backend: one unbound replica"),
     "vllm_cmd": Field(_str, "executable replacing `vllm serve`"),
     "serve_args": Field(_args, "extra `vllm serve` flags for every replica", listy=True),
     "emulator_args": Field(_args, "extra --emu-* flags, used only on the emulator", listy=True),
@@ -215,7 +216,7 @@ DEFAULTS: dict[str, Any] = {
     "locustfile": "locustfiles/chat.py",
     "users": 1,
     "tp": 1,
-    "lb": "least_conn",
+    "lb": DEFAULT_LB,
     "warmup": 0.0,
     "ready_timeout": 900.0,
 }

@@ -3,9 +3,11 @@
 Everything is derived from ``environment.llm.collector`` (on the master it holds the windows
 merged from every worker), so local, ``--processes`` and master/worker runs look the same and
 "reset stats" (which empties the collector) empties the tab too. The live summary leaves out
-the serialised histograms (the download has them). Results are memoised for ``TTL_S`` so the
-page's several requests per refresh, the Locust tab's table and a Prometheus scrape share one
-computation; a greenlet is never pre-empted, so the collector cannot change mid-computation.
+the serialised histograms (the download has them). Results are memoised by the collector's
+version (a poll with nothing new costs a dict lookup) and, while requests keep finishing, for
+``TTL_S`` at most, so the page's several requests per refresh, the Locust tab's table and a
+Prometheus scrape share one computation; a greenlet is never pre-empted, so the collector
+cannot change mid-computation.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from locust_llm.checks import evaluate
+from locust_llm.credentials import without_credentials
 from locust_llm.metrics.collector import Window
-from locust_llm.metrics.summary import interval_rows, summarize
+from locust_llm.metrics.summary import interval_rows
 
 __all__ = ["LiveData", "TABLE_METRICS", "INTERVAL_FIELDS"]
 
 TTL_S = 0.5
+UNCHANGED_S = 5.0  # a view of an unchanged collector is reused this long (rows age with time)
 TABLE_METRICS = (("TTFT", "ttft"), ("TPOT", "tpot"), ("ITL", "itl"), ("E2E", "e2el"))
 INTERVAL_FIELDS = (
     "t",
@@ -46,7 +49,7 @@ class LiveData:
     def __init__(self, environment: Any, clock: Callable[[], float] = time.monotonic) -> None:
         self.environment = environment
         self._clock = clock
-        self._cache: dict[str, tuple[float, Any]] = {}
+        self._cache: dict[str, tuple[float, int, Any]] = {}
 
     @property
     def rt(self) -> Any:
@@ -54,11 +57,14 @@ class LiveData:
 
     def _memo(self, key: str, fn: Callable[[], Any]) -> Any:
         now = self._clock()
+        version = self.rt.collector.version
         hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < TTL_S:
-            return hit[1]
+        if hit is not None and (
+            now - hit[0] < TTL_S or (hit[1] == version and now - hit[0] < UNCHANGED_S)
+        ):
+            return hit[2]
         value = fn()
-        self._cache[key] = (now, value)
+        self._cache[key] = (now, version, value)
         return value
 
     def invalidate(self) -> None:
@@ -69,28 +75,18 @@ class LiveData:
         env = self.environment
         runner = env.runner
         return {
-            "model": self.rt.model,
-            "host": env.host,
+            **self.rt.meta(),
+            "host": without_credentials(env.host),
             "state": getattr(runner, "state", None),
             "users": getattr(runner, "user_count", 0),
-            "slo": [s.expr for s in self.rt.slos],
             "now": time.time(),
         }
 
     def summary(self) -> dict[str, Any]:
         """The run summary so far (vLLM field names), without intervals and histograms."""
 
-        def build() -> dict[str, Any]:
-            s = summarize(
-                self.rt.collector,
-                meta=self.meta(),
-                include_intervals=False,
-                include_histograms=False,
-            )
-            s["slo"] = evaluate(self.rt.slos, s)
-            return _finite(s)
-
-        return self._memo("summary", build)
+        s = self._memo("summary", lambda: _finite(self.rt.summary(live=True)))
+        return {**s, "meta": {**s["meta"], **_finite(self.meta())}}
 
     def full_summary(self) -> dict[str, Any]:
         """Exactly what ``--llm-summary`` writes at quit (histograms and intervals included)."""

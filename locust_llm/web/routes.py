@@ -168,8 +168,7 @@ def check_swarm_form(environment: Any) -> Response | None:
     (as it does Locust's own "Invalid user_count")."""
     from werkzeug.datastructures import ImmutableMultiDict
 
-    from locust_llm import plugin
-    from locust_llm.preflight import PreflightError
+    from locust_llm.preflight import PreflightError, preflight
     from locust_llm.web.form import FormError, clean_form, form_fields
 
     def refuse(message: str) -> Response:
@@ -183,18 +182,18 @@ def check_swarm_form(environment: Any) -> Response | None:
         fields = [(k, v) for k, v in request.form.items(multi=True) if k not in cleaned]
         request.form = ImmutableMultiDict([*fields, *cleaned.items()])
     opts = environment.parsed_options
-    if opts is None or getattr(opts, "llm_skip_preflight", False):
+    rt = environment.llm
+    if opts is None or rt.options.skip_preflight:
         return None
     # what the pre-flight tests is what this run will use: the typed host, model, SLOs
     host = (request.form.get("host") or environment.host or "").replace("<", "").replace(">", "")
-    rt = plugin.runtime(environment)
     saved = (environment.host, dict(vars(opts)), rt.model)
     try:
         environment.host = host or environment.host
         for k, v in cleaned.items():
             if k == "llm_model":
                 opts.llm_model = v or None
-        plugin.preflight(environment, rt)
+        preflight(environment, rt)
     except PreflightError as e:
         rt.model = saved[2]
         return refuse(f"pre-flight failed: {e} (or start locust with --llm-skip-preflight)")

@@ -1,4 +1,4 @@
-"""Weighted, seeded choice of the model per request (multi-model mix, seed 004).
+"""Weighted, seeded choice of the model per request (multi-model mix).
 
 Why: one endpoint serving several models (or a router in front of several replicas) sees
 a traffic mix, not one model; the mix must be reproducible to compare balancers.

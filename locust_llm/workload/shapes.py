@@ -1,6 +1,6 @@
 """Load shapes as pure functions of run time, for a Locust ``LoadTestShape``.
 
-Why: a concurrency sweep (seed 003: TTFT and throughput vs users up to saturation) needs
+Why: a concurrency sweep (TTFT and throughput vs users up to saturation) needs
 users held at each level long enough to measure, and each level's metrics kept apart.
 The schedule is plain arithmetic, so it lives here, testable without Locust; the
 locustfile's ``LoadTestShape.tick`` calls ``shape.tick(self.get_run_time())`` and returns

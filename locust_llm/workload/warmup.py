@@ -45,8 +45,9 @@ class Warmup:
     def enabled(self) -> bool:
         return self.seconds > 0 or self.requests > 0
 
-    def begin(self, start: float) -> None:
-        """Set the run's start time (e.g. on Locust's ``test_start``) and restart counting."""
+    def begin(self, start: float | None) -> None:
+        """Set the run's start time and restart counting (``None``: the next request's start,
+        as after a stats reset)."""
         self.start = start
         self._ordinals = itertools.count()
 

@@ -261,14 +261,11 @@ def test_token_events_fire_as_each_chunk_arrives(server):
 
 
 def test_reset_stats_clears_llm_metrics_on_both_paths(server, monkeypatch):
-    from locust_llm import plugin
-
     server.routes["/v1/chat/completions"] = chunked(sse(ROLE, tok("a", "stop"), b"[DONE]"))
     env, u = user(server.url)
     u.chat("hi")
     assert env.llm.collector.merged().completed == 1
-    monkeypatch.setitem(plugin._ENV_REF, "env", env)
-    plugin._on_reset_stats()  # the web UI button / events.reset_stats
+    env.events.reset_stats.fire()  # the web UI button
     assert env.llm.collector.merged().completed == 0
     u.chat("hi")
 
@@ -276,20 +273,20 @@ def test_reset_stats_clears_llm_metrics_on_both_paths(server, monkeypatch):
         reset_stats = True
 
     env.parsed_options = Opts()
-    plugin._on_spawning_complete(user_count=1)  # --reset-stats resets without the event
+    env.events.spawning_complete.fire(user_count=1)  # --reset-stats resets without the event
     assert env.llm.collector.merged().completed == 0
 
 
 def test_warmup_by_requests_and_by_seconds_is_excluded(server):
     server.routes["/v1/chat/completions"] = chunked(sse(ROLE, tok("a", "stop"), b"[DONE]"))
     env, u = user(server.url)
-    u.llm.warmup_requests = 2
+    u.llm.warmup.requests = 2
     results = [u.chat("hi") for _ in range(5)]
     assert [r.warmup for r in results] == [True, True, False, False, False]
     assert env.llm.collector.merged().completed == 3
     assert env.stats.get("TTFT", "LLM").num_requests == 3  # LLM rows skip warm-up too
     env2, u2 = user(server.url)
-    u2.llm.warmup_s = 3600
+    u2.llm.warmup.seconds = 3600
     assert u2.chat("hi").warmup and env2.llm.collector.merged().completed == 0
 
 
@@ -339,16 +336,13 @@ def test_a_timeout_around_chat_is_an_abort_and_propagates(server):
 def test_request_in_flight_across_a_stats_reset_is_left_out(server, monkeypatch):
     import gevent
 
-    from locust_llm import plugin
-
     server.routes["/v1/chat/completions"] = chunked(
         sse(ROLE) + [(0.4, b"data: " + tok("a", "stop") + b"\n\n"), (0.0, b"data: [DONE]\n\n")]
     )
     env, u = user(server.url)
-    monkeypatch.setitem(plugin._ENV_REF, "env", env)
     g = gevent.spawn(u.chat, "hi")
     gevent.sleep(0.15)
-    plugin._on_reset_stats()  # mid-request
+    env.events.reset_stats.fire()  # mid-request
     r = g.get()
     assert r.ok and r.warmup  # finished fine, but started before the reset
     assert env.llm.collector.merged().completed == 0

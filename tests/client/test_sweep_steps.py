@@ -1,4 +1,4 @@
-"""A stepped sweep keeps each step's metrics apart in the summary (issue 6: shapes)."""
+"""A stepped sweep keeps each step's metrics apart in the summary."""
 
 import json
 import subprocess

@@ -75,7 +75,7 @@ def make_results(
 
 
 def reference(results: list[LLMResult], good=None) -> dict:
-    """The summary computed directly with numpy, by DESIGN.md §3."""
+    """The summary computed directly with numpy, by vLLM's definitions."""
     rs = [r for r in results if not r.warmup]
     ok = [r for r in rs if r.error is None and not r.aborted]
     starts = [r.t_start for r in rs]

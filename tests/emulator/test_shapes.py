@@ -1,4 +1,4 @@
-"""The engine model shows the shapes of a real vLLM under load (issue 3, "Must show")."""
+"""The engine model shows the shapes of a real vLLM under load."""
 
 from __future__ import annotations
 

@@ -99,8 +99,9 @@ def test_connection_refused_is_named_and_fails_the_run(tmp_path, with_model):
     if with_model:
         assert f"connection refused by http://127.0.0.1:{port}: is the server running" in out
     else:  # the /v1/models lookup fails first: a counted failure, not a task traceback
-        assert f"cannot list models at http://127.0.0.1:{port}/v1/models" in out
-        assert "Connection refused" in out and "pass --llm-model" in out
+        assert f"connection refused by http://127.0.0.1:{port}/v1/models" in out
+        assert "(or pass --llm-model to skip the lookup)" in out
+        assert out.count("pass --llm-model") == out.count("to skip the lookup")  # said once
     no_traceback(out)
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["completed"] == 0 and s["failed"] > 0
@@ -151,7 +152,8 @@ def test_non_openai_models_endpoint_is_a_counted_failure(bad_server):
     p = run_locust([*RUN3, *MEASURE_FAILING, "--host", bad_server.url])
     out = p.stdout + p.stderr
     assert p.returncode == 1
-    assert "not an OpenAI model list; pass --llm-model" in out, out[-3000:]
+    assert "not an OpenAI model list" in out, out[-3000:]
+    assert "(or pass --llm-model to skip the lookup)" in out
     no_traceback(out)
 
 
@@ -293,3 +295,16 @@ def test_disk_full_keeps_whole_records_and_says_so(tiny_disk):
         assert f"cannot write --llm-summary {summ}" in out
     assert not Path(f"{summ}.tmp").exists()
     assert "Successful requests:" in out  # the summary still reaches the console
+
+
+def test_a_bad_slo_with_the_web_ui_is_one_clean_line():
+    port = free_port()
+    p = run_locust(
+        ["-f", "locustfiles/chat.py", "--web-port", str(port), "--web-host", "127.0.0.1",
+         "--host", "http://127.0.0.1:1", "--llm-slo", "bogus<=3"],
+        timeout=30,
+    )  # fmt: skip
+    out = p.stdout + p.stderr
+    assert p.returncode == 2, out[-2000:]
+    assert "locust-llm: --llm-slo:" in out
+    assert "Uncaught exception" not in out and "Traceback" not in out, out[-3000:]

@@ -10,7 +10,7 @@ def test_knee_on_synthetic_plateau():
 
 
 def test_knee_with_noise_and_drop_after_peak():
-    # seed 003's measured table: throughput peaks at 30 users, then drops.
+    # a measured table: throughput peaks at 30 users, then drops.
     users = [1, 5, 10, 15, 25, 30, 35, 40, 45, 50, 55, 100]
     tput = [177, 269, 493, 609, 993, 1158, 702, 783, 678, 781, 748, 598]
     knee = find_knee(users, tput)

@@ -12,7 +12,6 @@ import pytest
 from locust import events
 from locust.env import Environment
 
-import locust_llm.web as llm_web
 from locust_llm.checks import parse_slo
 from locust_llm.metrics.record import LLMResult
 from locust_llm.plugin import runtime
@@ -47,7 +46,7 @@ def env(monkeypatch):
         )  # fmt: skip
     c.add(LLMResult(name="x", t_start=1_700_000_002, error=f"HTTP 500: {MARKUP}", status=500))
     yield e
-    llm_web._on_quit()
+    e._llm_scraper.stop()
     e.runner.quit()
 
 
@@ -165,3 +164,28 @@ def test_scraper_history_is_bounded_and_errors_kept(tmp_path) -> None:
     assert by["nginx"]["values"]["requests"] == 42
     assert snap["upstream_requests"] == {"127.0.0.1:1": 2}  # partial last line not yet read
     gevent.sleep(0)
+
+
+def test_live_views_never_serve_credentials_of_the_host(env) -> None:
+    env.host = "http://user:s3cret@127.0.0.1:1"
+    env._llm_web.invalidate()
+    cl = env.web_ui.app.test_client()
+    for path in ("/llm/summary", "/llm/live", "/llm/summary.json"):
+        body = cl.get(path).get_data(as_text=True)
+        assert "s3cret" not in body, path
+    assert cl.get("/llm/summary").get_json()["meta"]["host"] == "http://127.0.0.1:1"
+
+
+def test_a_poll_of_an_unchanged_collector_reuses_the_summary(env) -> None:
+    data = env._llm_web
+    first = data.summary()
+    data._clock = lambda: 1e12  # long past the time-based cache
+    data._cache = {k: (1e12 - 1.0, v, x) for k, (_t, v, x) in data._cache.items()}
+    assert data.summary()["completed"] == first["completed"]
+    calls = []
+    real = env.llm.summary
+    env.llm.summary = lambda **kw: calls.append(1) or real(**kw)
+    data.summary()
+    assert calls == []  # nothing new: no rebuild
+    env.llm.collector.add(LLMResult(name="x", t_start=1_700_000_003, error="boom", status=500))
+    assert data.summary()["failed"] == 2 and calls == [1]

@@ -1,0 +1,80 @@
+"""The console block printed at quit, from a summary dict: laid out as ``vllm bench serve``
+prints its own, so the two outputs can be compared line by line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["format_summary", "format_steps"]
+
+
+def format_summary(s: dict[str, Any]) -> list[str]:
+    """The block ``vllm bench serve`` prints, so numbers can be compared line by line."""
+    w = 50
+    lines = ["{s:{c}^{n}}".format(s=" LLM Benchmark Result (locust-llm) ", n=w, c="=")]
+
+    def row(label: str, value: Any, fmt: str = "{:<10.2f}") -> None:
+        # "{:<40} {:<10}" as vllm bench serve prints, so lines diff cleanly against its output
+        lines.append(f"{label:<40} " + (fmt.format(value) if value is not None else "n/a"))
+
+    row("Successful requests:", s["completed"], "{:<10}")
+    row("Failed requests:", s["failed"], "{:<10}")
+    row("Aborted requests:", s["aborted"], "{:<10}")
+    if s.get("no_data_reason"):  # the zeros below measured nothing: say why
+        lines.append(f"NO DATA: {s['no_data_reason']}")
+    if s.get("midstream_errors"):
+        row("Completed with a mid-stream error:", s["midstream_errors"], "{:<10}")
+    load = s.get("meta") or {}
+    if load.get("max_concurrency") is not None:
+        row("Maximum request concurrency:", load["max_concurrency"], "{:<10}")
+    if isinstance(load.get("request_rate"), (int, float)):
+        row("Request rate configured (RPS):", load["request_rate"])
+    row("Benchmark duration (s):", s["duration"])
+    row("Total input tokens:", s["total_input_tokens"], "{:<10}")
+    row("Total generated tokens:", s["total_output_tokens"], "{:<10}")
+    row("Request throughput (req/s):", s["request_throughput"])
+    if s.get("request_goodput") is not None:
+        row("Request goodput (req/s):", s["request_goodput"])
+    row("Output token throughput (tok/s):", s["output_throughput"])
+    row("Peak output token throughput (tok/s):", s["max_output_tokens_per_s"])
+    row("Total token throughput (tok/s):", s["total_token_throughput"])
+    for key, title in (
+        ("ttft", "Time to First Token"),
+        ("tpot", "Time per Output Token (excl. 1st token)"),
+        ("itl", "Inter-token Latency"),
+        ("e2el", "End-to-end Latency"),
+    ):
+        lines.append("{s:{c}^{n}}".format(s=title, n=w, c="-"))
+        row(f"Mean {key.upper()} (ms):", s[f"mean_{key}_ms"])
+        row(f"Median {key.upper()} (ms):", s[f"median_{key}_ms"])
+        row(f"P99 {key.upper()} (ms):", s[f"p99_{key}_ms"])
+    lines.append("=" * w)
+    return lines
+
+
+def format_steps(steps: list[dict[str, Any]]) -> list[str]:
+    """One line per step of a stepped sweep, under the summary block: the curve the run
+    measured (each step's own window, so its throughput is that user count's)."""
+    if not steps:
+        return []
+
+    def num(v: Any, fmt: str) -> str:
+        return fmt.format(v) if isinstance(v, (int, float)) else "n/a"
+
+    lines = [
+        "{s:{c}^{n}}".format(s=" Sweep steps (measured windows) ", n=50, c="-"),
+        f"{'users':>6}{'req/s':>9}{'out tok/s':>11}{'TTFT p50':>10}"
+        f"{'TTFT p99':>10}{'ITL p50':>9}{'failed':>8}   (latencies in ms)",
+    ]
+    for st in steps:
+        lines.append(
+            f"{num(st.get('users'), '{:>6}')}"
+            f"{num(st.get('request_throughput'), '{:>9.2f}')}"
+            f"{num(st.get('output_throughput'), '{:>11.1f}')}"
+            f"{num(st.get('median_ttft_ms'), '{:>10.1f}')}"
+            f"{num(st.get('p99_ttft_ms'), '{:>10.1f}')}"
+            f"{num(st.get('median_itl_ms'), '{:>9.2f}')}"
+            f"{num(st.get('failed'), '{:>8}')}"
+        )
+    lines.append("=" * 50)
+    return lines
