@@ -467,9 +467,33 @@ class Collector:
             done = upto
 
     # -- distribution -----------------------------------------------------------------------
+    def _unarchive(self) -> None:
+        """Put compacted minutes back as windows to ship: a collector compacts until it is told
+        it ships (its first report), and what it compacted must reach the master all the same
+        (the per-second chart rows of those seconds are lost; totals and samples are not)."""
+        for m, aw in self.archive.items():
+            sec = m * 60
+            w = self.windows.get(sec)
+            if w is None:
+                w = self.windows[sec] = Window(self.sketch_only, self.exact_events)
+            w.merge(aw)
+            self._dirty.add(sec)
+        if self.windows:
+            w = self.windows[min(self.windows)]
+            for name, slots in self.archived.items():
+                mine = getattr(w, name)
+                for a, n in slots.items():
+                    mine[a] = mine.get(a, 0) + n
+                slots.clear()
+        self.archive.clear()
+        self.frozen_rows.clear()
+        self._frozen_before = -1
+
     def take_delta(self) -> dict[str, Any]:
         """Windows changed since the last call, serialised, and forgotten locally (workers)."""
         self.shipping = True
+        if self.archive:
+            self._unarchive()
         out = {}
         shipped = self._shipped_inflight
         for sec in sorted(self._dirty):

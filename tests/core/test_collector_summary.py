@@ -675,3 +675,29 @@ def test_past_the_event_cap_peaks_fall_back_to_millisecond_slots() -> None:
             near += min((t - t0) % 1.0, 1.0 - (t - t0) % 1.0) < 0.001
     assert 0 < abs(s["max_output_tokens_per_s"] - peak_tok) <= near
     assert abs(s["max_concurrent_requests"] - peak_conc) <= len(results)
+
+
+def test_a_worker_that_compacted_before_its_first_report_ships_everything() -> None:
+    """Seconds compacted before the collector learnt it ships (its first take_delta) still
+    reach the master: counts, samples and token slots."""
+    worker, master, local = Collector(), Collector(), Collector()
+    rs = [
+        LLMResult("r", t_start=T0 + i, ttft=10.0, itl=[5.0, 5.0], e2e=20.0, output_tokens=3,
+                  prompt_tokens=2, token_chunks=3)
+        for i in (0, 1, 2, 400, 401)
+    ]  # fmt: skip
+    for r in rs:
+        worker.add(r)
+        local.add(r)
+    assert worker.archive  # the second at +400 s compacted the first ones
+    master.merge_delta(msgpack.unpackb(msgpack.packb(worker.take_delta()), strict_map_key=False))
+    got, want = summarize(master), summarize(local)
+    for f in (
+        "completed",
+        "total_output_tokens",
+        "count_itl",
+        "p99_itl_ms",
+        "max_output_tokens_per_s",
+    ):
+        assert got[f] == want[f], f
+    assert sum(master.tokens_per_second().values()) == 15
