@@ -58,7 +58,6 @@ if not hasattr(events, "llm_token"):
     # arrives (result: the request so far) — only with --llm-token-events
     events.llm_token = EventHook()
 
-ABORTED = "aborted: "
 SHORT_OUTPUT_RATIO = 0.95  # warn when outputs are this much shorter than max_tokens asked
 BACKENDS = ("auto", "emulator", "cpu", "gpu", "external", "none")
 # set by `locust-llm run --validate`: parse the options and run the start-up checks, then exit
@@ -886,9 +885,8 @@ def write_summary(environment: Any, rt: LLMRuntime) -> dict[str, Any]:
             ratio * 100,
             "; it is set, so this server ignores ignore_eos" if rt.ignore_eos else "",
         )
-    if environment.process_exit_code is None and _only_aborts(environment):
-        # requests cut off when the run time ends are not errors of the server under test
-        environment.process_exit_code = 0
+    # requests cut off when the run ends (error kind aborted/cancelled) never reach Locust's
+    # failures, so its exit code already leaves them out; nothing is judged by message text
     if rt.records_failed and not environment.process_exit_code:
         environment.process_exit_code = 1  # an artifact the user asked for is incomplete
     if rt.summary_path:
@@ -907,14 +905,6 @@ def write_summary(environment: Any, rt: LLMRuntime) -> dict[str, Any]:
             if not environment.process_exit_code:
                 environment.process_exit_code = 1
     return s
-
-
-def _only_aborts(environment: Any) -> bool:
-    runner = environment.runner
-    if runner is None or runner.exceptions:
-        return False
-    errors = runner.errors or {}
-    return bool(errors) and all(ABORTED in str(e.error) for e in errors.values())
 
 
 def format_summary(s: dict[str, Any]) -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from locust_llm.errors import MIDSTREAM, PROTOCOL, fail
 from locust_llm.metrics.record import LLMResult
 from locust_llm.metrics.tokens import chunk_tokens, count_output
 from locust_llm.protocol import DONE, parse_chunk
@@ -178,12 +179,13 @@ class StreamAccumulator:
         if len(self.cum_tokens) == chunks and chunks:
             res.chunk_tokens = chunk_tokens(self.cum_tokens)
         if res.error is None and res.midstream_error is not None and chunks == 0:
-            res.error = res.midstream_error  # vLLM: no token chunk, so a failure
+            # vLLM: no token chunk, so a failure
+            fail(res, MIDSTREAM, "error event before any token", res.midstream_error)
         if res.error is None:
             if not self.done and res.finish_reason is None:
-                res.error = TRUNCATED
+                fail(res, PROTOCOL, "stream truncated", TRUNCATED)
             elif chunks == 0:
-                res.error = NO_TOKENS
+                fail(res, PROTOCOL, "no token chunk", NO_TOKENS)
 
     def cut_off(self) -> None:
         """The stream stopped before its end (the client aborted it, or it broke): keep what

@@ -22,7 +22,17 @@ from locust.exception import CatchResponseError
 
 from locust_llm import plugin
 from locust_llm.backoff import Backoff, is_immediate, kind_of
-from locust_llm.errors import describe_connect_error
+from locust_llm.errors import (
+    ABORTED,
+    CANCELLED,
+    CLIENT,
+    HTTP,
+    PROTOCOL,
+    TRANSPORT,
+    connect_error_key,
+    describe_connect_error,
+    fail,
+)
 from locust_llm.metrics.locust_grid import on_locust_grid
 from locust_llm.metrics.record import LLMResult
 from locust_llm.protocol import (
@@ -40,6 +50,7 @@ from locust_llm.timestamps import StampReader
 __all__ = ["LLMUser", "OpenAIChatUser", "OpenAICompletionsUser", "LLMResult"]
 
 _perf = time.perf_counter
+ABORTED_PREFIX = "aborted: "  # kept in the message for readers; the kind decides, not the text
 
 # TTFT and ITL only exist for streamed responses; a locustfile that turns streaming off gets
 # this, not a request whose JSON answer would be blamed on the server
@@ -126,11 +137,16 @@ class LLMUser(FastHttpUser):
                     res.status = r.status_code or 0
                     err = getattr(r, "error", None)
                     if err is not None and not res.status:
-                        res.error = describe_connect_error(err, self.host)
+                        fail(
+                            res,
+                            TRANSPORT,
+                            connect_error_key(err),
+                            describe_connect_error(err, self.host),
+                        )
                     elif res.status != 200:
-                        res.error = error_message(res.status, _body(r))
+                        fail(res, HTTP, f"HTTP {res.status}", error_message(res.status, _body(r)))
                     elif not _is_event_stream(r):
-                        res.error = _not_a_stream(r)
+                        fail(res, PROTOCOL, "not an event stream", _not_a_stream(r))
                     else:
                         self._acc = None
                         self._read_stream(r, res, t0, prompt_tokens)
@@ -138,20 +154,27 @@ class LLMUser(FastHttpUser):
                     # users stopped, a timeout the caller put around chat(), or Ctrl-C landing
                     # in this greenlet: cancelled by the client, so aborted (not a server error
                     # and never a success with the tokens so far), and the exception goes on
-                    res.aborted = True
-                    res.error = _aborted_text(e)
+                    _abort(res, e)
                     raise
                 except (ProtocolError, SSEError) as e:
-                    res.error = f"malformed stream: {e}"
+                    fail(res, PROTOCOL, "malformed stream", f"malformed stream: {e}")
                 except TimeoutError:  # the socket's read timeout (socket.timeout)
-                    res.error = (
+                    fail(
+                        res,
+                        TRANSPORT,
+                        "read timeout",
                         f"read timeout: no data for {self.network_timeout:g}s "
-                        "(server stuck or queue too long? raise --llm-timeout)"
+                        "(server stuck or queue too long? raise --llm-timeout)",
                     )
                 except (ConnectionError, OSError) as e:
-                    res.error = f"connection lost mid-stream: {type(e).__name__}: {e}"
+                    fail(
+                        res,
+                        TRANSPORT,
+                        f"connection lost mid-stream: {type(e).__name__}",
+                        f"connection lost mid-stream: {type(e).__name__}: {e}",
+                    )
                 except Exception as e:  # anything else must still be a counted failure
-                    res.error = f"{type(e).__name__}: {e}"
+                    fail(res, CLIENT, type(e).__name__, f"{type(e).__name__}: {e}")
                 finally:
                     if res.stream_closed is None:  # the stream was cut off before its end
                         res.stream_closed = (_perf() - t0) * 1000
@@ -173,14 +196,14 @@ class LLMUser(FastHttpUser):
                         r.success()
         except (gevent.GreenletExit, gevent.Timeout, KeyboardInterrupt) as e:
             if res.error is None:  # stopped while connecting/sending: not a completed request
-                res.aborted = True
-                res.error = _aborted_text(e)
+                _abort(res, e)
             raise
         except Exception as e:
             # raised before a response existed (e.g. the HTTP client refused a header): it must
             # be a counted failure, never a success with no tokens or a bare task traceback
             if res.error is None:
-                res.error = plugin.redact(f"request not sent: {type(e).__name__}: {e}", llm.api_key)
+                msg = plugin.redact(f"request not sent: {type(e).__name__}: {e}", llm.api_key)
+                fail(res, CLIENT, f"request not sent: {type(e).__name__}", msg)
                 self._report_failure(res, path, (_perf() - t0) * 1000)
         finally:
             if res.error is not None:
@@ -196,7 +219,7 @@ class LLMUser(FastHttpUser):
         delay = self._backoff.next_delay(failed)
         if delay <= 0:
             return
-        kind = kind_of(res.status, res.error or "")
+        kind = res.error_key or kind_of(res.status, res.error or "")
         logged = self.llm.backoff_logged
         if kind not in logged:
             logged.add(kind)
@@ -254,7 +277,7 @@ class LLMUser(FastHttpUser):
         the reason (never sent), paced by the back-off like any failure that repeats at once."""
         res = LLMResult(name=name, model="")
         res.t_start = time.time()
-        res.error = error
+        fail(res, CLIENT, "not streamed", error)
         self._report_failure(res, path, 0.0)
         self.llm.collector.request_started(res.t_start)
         self.llm.finish(res)
@@ -269,7 +292,9 @@ class LLMUser(FastHttpUser):
         except RuntimeError as e:
             res = LLMResult(name=name, model="")
             res.t_start = time.time()
-            res.error = f"{e} (or pass --llm-model to skip the lookup)"
+            fail(
+                res, CLIENT, "model lookup failed", f"{e} (or pass --llm-model to skip the lookup)"
+            )
             self._report_failure(res, self.path, 0.0)
             self.llm.collector.request_started(res.t_start)
             self.llm.finish(res)
@@ -319,10 +344,14 @@ class LLMUser(FastHttpUser):
         return acc
 
 
-def _aborted_text(e: BaseException) -> str:
+def _abort(res: LLMResult, e: BaseException) -> None:
+    """Cut off by the client: a caller's timeout cancelled it, or the user was stopped."""
     if isinstance(e, gevent.Timeout):
-        return f"{plugin.ABORTED}cancelled by a timeout around the request ({e})"
-    return f"{plugin.ABORTED}user stopped while the request was in flight"
+        msg = f"{ABORTED_PREFIX}cancelled by a timeout around the request ({e})"
+        fail(res, CANCELLED, "cancelled: timeout around the request", msg)
+    else:
+        msg = f"{ABORTED_PREFIX}user stopped while the request was in flight"
+        fail(res, ABORTED, "aborted: user stopped", msg)
 
 
 def _body(r: Any) -> bytes:

@@ -100,6 +100,7 @@ class Window:
         "first_ok",
         "last_end",
         "errors",
+        "error_examples",
         *_COUNTERS,
     )
 
@@ -110,7 +111,8 @@ class Window:
         self.last_end = -math.inf
         for name in SLOTS:
             setattr(self, name, {})
-        self.errors: dict[str, int] = {}
+        self.errors: dict[str, int] = {}  # by stable key (the message when it has none)
+        self.error_examples: dict[str, str] = {}  # one message per key
         for c in _COUNTERS:
             setattr(self, c, 0)
 
@@ -147,6 +149,8 @@ class Window:
                 mine[s] = mine.get(s, 0) + n
         for e, n in other.errors.items():
             self.errors[e] = self.errors.get(e, 0) + n
+        for e, m in other.error_examples.items():
+            self.error_examples.setdefault(e, m)
         for c in _COUNTERS:
             # in-flight maxima of different processes overlap in time: their sum bounds the peak
             setattr(self, c, getattr(self, c) + getattr(other, c))
@@ -160,6 +164,7 @@ class Window:
         for name, (key, _, _) in SLOTS.items():
             d[key] = [[s, n] for s, n in getattr(self, name).items()]
         d["er"] = self.errors
+        d["ex"] = self.error_examples
         return d
 
     @classmethod
@@ -175,6 +180,7 @@ class Window:
         for name, (key, _, _) in SLOTS.items():
             setattr(w, name, {int(s): n for s, n in d.get(key, [])})
         w.errors = dict(d.get("er", {}))
+        w.error_examples = dict(d.get("ex", {}))
         return w
 
 
@@ -299,8 +305,12 @@ class Collector:
             return
         if r.error is not None:
             w.failed += 1
-            key = r.error if len(w.errors) < 100 or r.error in w.errors else "other errors"
+            key = r.error_key or r.error
+            if len(w.errors) >= 100 and key not in w.errors:
+                key = "other errors"
             w.errors[key] = w.errors.get(key, 0) + 1
+            if key not in w.error_examples:
+                w.error_examples[key] = r.error
             return
         w.completed += 1
         w.input_tokens += r.prompt_tokens or 0

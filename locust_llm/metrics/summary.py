@@ -187,6 +187,8 @@ def summarize(
         out.update(metric_fields(m, w))
     out.update(client_health(w, out))
     out["errors"] = dict(sorted(w.errors.items(), key=lambda kv: -kv[1]))
+    # one full message per key: the key counts, the example says what the server sent
+    out["error_examples"] = {k: w.error_examples[k] for k in out["errors"] if k in w.error_examples}
     out["started_at"] = w.first_start if w.first_start != math.inf else None
     out["ended_at"] = w.last_end if w.last_end != -math.inf else None
     if include_intervals:
