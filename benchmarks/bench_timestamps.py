@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from locust_llm.timestamps import percentile  # noqa: E402
+from benchmarks.stamps import ClientHealth, TokenTimes, percentile  # noqa: E402
 
 
 def load_truth_log(path: str | os.PathLike[str]) -> dict[str, list[float]]:
@@ -165,13 +165,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         user: dict[str, list[float]] = {}
         kern: dict[str, list[float]] = {}
         shared: dict[str, list[bool]] = {}
-        health = ts.ClientHealth()
+        health = ClientHealth()
         stop_at = time.perf_counter() + args.seconds
 
         def stream() -> None:
             while time.perf_counter() < stop_at:
                 r = client.post("/v1/chat/completions", body=body, headers=headers)
-                rec = ts.TokenTimes(ts.StampReader.from_response(r))
+                rec = TokenTimes(ts.StampReader.from_response(r))
                 rid = None
                 while True:
                     line = r.readline(b"\n")

@@ -15,11 +15,10 @@ from locust_llm.listeners import CHECK_ONLY_ENV, runtime
 from locust_llm.locust_stats import log_many
 from locust_llm.options import add_arguments
 from locust_llm.preflight import preflight
-from locust_llm.quit import ABORTED, write_summary
+from locust_llm.quit import write_summary
 from locust_llm.runtime import LLMRuntime
 
 __all__ = [
-    "ABORTED",
     "CHECK_ONLY_ENV",
     "LLMRuntime",
     "add_arguments",

@@ -14,11 +14,10 @@ from locust_llm.checks import SLO_EXIT_CODE, format_rows
 from locust_llm.console import format_steps, format_summary
 from locust_llm.runtime import LLMRuntime
 
-__all__ = ["ABORTED", "write_summary"]
+__all__ = ["write_summary"]
 
 log = logging.getLogger("locust_llm")
 
-ABORTED = "aborted: "
 SHORT_OUTPUT_RATIO = 0.95  # warn when outputs are this much shorter than max_tokens asked
 
 
@@ -54,9 +53,8 @@ def write_summary(environment: Any, rt: LLMRuntime) -> dict[str, Any]:
             ratio * 100,
             "; it is set, so this server ignores ignore_eos" if rt.ignore_eos else "",
         )
-    if environment.process_exit_code is None and only_aborts(environment):
-        # requests cut off when the run time ends are not errors of the server under test
-        environment.process_exit_code = 0
+    # requests cut off when the run ends (error kind aborted/cancelled) never reach Locust's
+    # failures, so its exit code already leaves them out; nothing is judged by message text
     if rt.records_failed and not environment.process_exit_code:
         environment.process_exit_code = 1  # an artifact the user asked for is incomplete
     if rt.summary_path:
@@ -75,11 +73,3 @@ def write_summary(environment: Any, rt: LLMRuntime) -> dict[str, Any]:
             if not environment.process_exit_code:
                 environment.process_exit_code = 1
     return s
-
-
-def only_aborts(environment: Any) -> bool:
-    runner = environment.runner
-    if runner is None or runner.exceptions:
-        return False
-    errors = runner.errors or {}
-    return bool(errors) and all(ABORTED in str(e.error) for e in errors.values())

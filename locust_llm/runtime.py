@@ -226,7 +226,7 @@ class LLMRuntime:
         s["client_cpu_share"] = (
             cpu / (s["duration"] * s["client_processes"]) if s["duration"] > 0 else None
         )
-        from locust_llm.client_verdict import judge
+        from locust_llm.metrics.health import judge
 
         v = judge(s["client_bound"], s["client_bound_reason"], s["client_cpu_share"])
         s["client_bound"], s["client_bound_reason"] = v.client_bound, v.reason

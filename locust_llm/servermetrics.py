@@ -1,17 +1,75 @@
-"""Parsing what the servers under test expose: vLLM's ``/metrics`` and nginx's ``stub_status``.
+"""What the servers under test expose, read once for every scraper: vLLM's ``/metrics``, nginx's
+``stub_status`` and nginx's JSON access log (one parser per format).
 
-Pure functions shared by the scenario runner's scraper (``server_metrics.jsonl``) and the web
-UI's (LLM tab). vLLM's Prometheus text goes through ``prometheus_client``'s parser (escaping and
+Shared by the scenario runner's scraper (``server_metrics.jsonl``), the web UI's (LLM tab) and
+the backend tests; the parsers are pure, :func:`fetch` is the one HTTP read. vLLM's Prometheus text goes through ``prometheus_client``'s parser (escaping and
 label rules a regex would get wrong); ``stub_status`` is nginx's fixed three-line page.
 """
 
 from __future__ import annotations
 
 import re
+import urllib.request
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 
+import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["COUNTERS", "GAUGES", "parse_stub_status", "parse_vllm_metrics"]
+__all__ = [
+    "COUNTERS",
+    "GAUGES",
+    "Target",
+    "fetch",
+    "parse_access_log",
+    "parse_stub_status",
+    "parse_vllm_metrics",
+    "upstream_counts",
+]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One endpoint to scrape: a replica's ``/metrics`` (kind "vllm") or nginx's status page."""
+
+    name: str
+    url: str
+    kind: str = "vllm"  # "vllm" | "nginx"
+    model: str | None = None  # the model the replica serves, when known
+
+
+def fetch(url: str, timeout: float) -> str:
+    """GET one of our own scrape targets (127.0.0.1 replicas and nginx) as text."""
+    with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 (our own targets)
+        return r.read().decode("utf-8", "replace")
+
+
+def parse_access_log(text: str | bytes) -> list[dict]:
+    """nginx's JSON access log (one object per line); malformed or partial lines are skipped."""
+    out = []
+    for line in text.splitlines():
+        try:
+            entry = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(entry, dict):
+            out.append(entry)
+    return out
+
+
+def upstream_counts(entries: Sequence[dict], final_only: bool = True) -> Counter:
+    """Requests per upstream address (``$upstream_addr``); ``"a, b"`` when nginx retried on
+    another upstream: ``final_only`` counts only the last, the one that answered."""
+    c: Counter = Counter()
+    for e in entries:
+        addrs = [a.strip() for a in str(e.get("upstream", "")).split(",") if a.strip()]
+        if not addrs:
+            continue
+        for a in addrs[-1:] if final_only else addrs:
+            c[a] += 1
+    return c
+
 
 # sample names without the "vllm:" prefix
 GAUGES = ("num_requests_running", "num_requests_waiting", "kv_cache_usage_perc")

@@ -23,6 +23,12 @@ from typing import NamedTuple
 __all__ = ["SSEError", "SSEEvent", "SSEParser", "DEFAULT_MAX_EVENT_BYTES"]
 
 DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
+# a line read up to '\n' that holds several whole events: only servers ending lines with a
+# bare CR send that, and a stream read one line per event cannot deliver both
+BARE_CR_EVENTS = (
+    "the server ends SSE lines with a bare CR and sent several events in one line; "
+    "end SSE lines with LF or CRLF (as vLLM and OpenAI do)"
+)
 
 
 class SSEError(ValueError):
@@ -156,7 +162,7 @@ class SSEParser:
             # line and '\r\n' ends the blank one after it
             events = self.feed(raw if raw is not line else raw + b"\n")
             if len(events) > 1:  # bare-CR stream: keep all but the last for the next call
-                raise SSEError("several events in one line; use feed() for bare-CR streams")
+                raise SSEError(BARE_CR_EVENTS)
             return events[0] if events else None
         return self._line(line)
 

@@ -22,26 +22,35 @@ from locust.exception import CatchResponseError
 
 from locust_llm import plugin
 from locust_llm.backoff import Backoff, is_immediate, kind_of
-from locust_llm.errors import describe_connect_error
+from locust_llm.errors import (
+    ABORTED,
+    CANCELLED,
+    CLIENT,
+    HTTP,
+    PROTOCOL,
+    TRANSPORT,
+    connect_error_key,
+    describe_connect_error,
+    fail,
+)
 from locust_llm.metrics.locust_grid import on_locust_grid
 from locust_llm.metrics.record import LLMResult
-from locust_llm.metrics.tokens import chunk_tokens, count_output
 from locust_llm.protocol import (
     CHAT_PATH,
     COMPLETIONS_PATH,
-    DONE,
     ProtocolError,
     chat_body,
     completions_body,
     error_message,
-    parse_chunk,
 )
-from locust_llm.sse import SSEError, SSEParser
-from locust_llm.timestamps import FALLBACK, StampReader, analyze_tokens
+from locust_llm.sse import SSEError
+from locust_llm.stream import StreamAccumulator
+from locust_llm.timestamps import StampReader
 
 __all__ = ["LLMUser", "OpenAIChatUser", "OpenAICompletionsUser", "LLMResult"]
 
 _perf = time.perf_counter
+ABORTED_PREFIX = "aborted: "  # kept in the message for readers; the kind decides, not the text
 
 # TTFT and ITL only exist for streamed responses; a locustfile that turns streaming off gets
 # this, not a request whose JSON answer would be blamed on the server
@@ -78,6 +87,7 @@ class LLMUser(FastHttpUser):
         }
         self._kernel_ts = self.llm.install_client(self.client, self.host)
         self._backoff = Backoff()
+        self._acc: StreamAccumulator | None = None  # the stream being read, if any
 
     # -- public API -------------------------------------------------------------------------
     @property
@@ -127,34 +137,49 @@ class LLMUser(FastHttpUser):
                     res.status = r.status_code or 0
                     err = getattr(r, "error", None)
                     if err is not None and not res.status:
-                        res.error = describe_connect_error(err, self.host)
+                        fail(
+                            res,
+                            TRANSPORT,
+                            connect_error_key(err),
+                            describe_connect_error(err, self.host),
+                        )
                     elif res.status != 200:
-                        res.error = error_message(res.status, _body(r))
+                        fail(res, HTTP, f"HTTP {res.status}", error_message(res.status, _body(r)))
                     elif not _is_event_stream(r):
-                        res.error = _not_a_stream(r)
+                        fail(res, PROTOCOL, "not an event stream", _not_a_stream(r))
                     else:
+                        self._acc = None
                         self._read_stream(r, res, t0, prompt_tokens)
                 except (gevent.GreenletExit, gevent.Timeout, KeyboardInterrupt) as e:
                     # users stopped, a timeout the caller put around chat(), or Ctrl-C landing
                     # in this greenlet: cancelled by the client, so aborted (not a server error
                     # and never a success with the tokens so far), and the exception goes on
-                    res.aborted = True
-                    res.error = _aborted_text(e)
+                    _abort(res, e)
                     raise
                 except (ProtocolError, SSEError) as e:
-                    res.error = f"malformed stream: {e}"
+                    fail(res, PROTOCOL, "malformed stream", f"malformed stream: {e}")
                 except TimeoutError:  # the socket's read timeout (socket.timeout)
-                    res.error = (
+                    fail(
+                        res,
+                        TRANSPORT,
+                        "read timeout",
                         f"read timeout: no data for {self.network_timeout:g}s "
-                        "(server stuck or queue too long? raise --llm-timeout)"
+                        "(server stuck or queue too long? raise --llm-timeout)",
                     )
                 except (ConnectionError, OSError) as e:
-                    res.error = f"connection lost mid-stream: {type(e).__name__}: {e}"
+                    fail(
+                        res,
+                        TRANSPORT,
+                        f"connection lost mid-stream: {type(e).__name__}",
+                        f"connection lost mid-stream: {type(e).__name__}: {e}",
+                    )
                 except Exception as e:  # anything else must still be a counted failure
-                    res.error = f"{type(e).__name__}: {e}"
+                    fail(res, CLIENT, type(e).__name__, f"{type(e).__name__}: {e}")
                 finally:
-                    if res.stream_closed is None:
+                    if res.stream_closed is None:  # the stream was cut off before its end
                         res.stream_closed = (_perf() - t0) * 1000
+                        if self._acc is not None and self._acc.res is res:
+                            self._acc.cut_off()
                     meta = r.request_meta
                     took = res.e2e if res.e2e is not None else res.stream_closed
                     # on Locust's grid: every column of Locust's row on the same rounding
@@ -171,14 +196,14 @@ class LLMUser(FastHttpUser):
                         r.success()
         except (gevent.GreenletExit, gevent.Timeout, KeyboardInterrupt) as e:
             if res.error is None:  # stopped while connecting/sending: not a completed request
-                res.aborted = True
-                res.error = _aborted_text(e)
+                _abort(res, e)
             raise
         except Exception as e:
             # raised before a response existed (e.g. the HTTP client refused a header): it must
             # be a counted failure, never a success with no tokens or a bare task traceback
             if res.error is None:
-                res.error = plugin.redact(f"request not sent: {type(e).__name__}: {e}", llm.api_key)
+                msg = plugin.redact(f"request not sent: {type(e).__name__}: {e}", llm.api_key)
+                fail(res, CLIENT, f"request not sent: {type(e).__name__}", msg)
                 self._report_failure(res, path, (_perf() - t0) * 1000)
         finally:
             if res.error is not None:
@@ -194,7 +219,7 @@ class LLMUser(FastHttpUser):
         delay = self._backoff.next_delay(failed)
         if delay <= 0:
             return
-        kind = kind_of(res.status, res.error or "")
+        kind = res.error_key or kind_of(res.status, res.error or "")
         logged = self.llm.backoff_logged
         if kind not in logged:
             logged.add(kind)
@@ -252,7 +277,7 @@ class LLMUser(FastHttpUser):
         the reason (never sent), paced by the back-off like any failure that repeats at once."""
         res = LLMResult(name=name, model="")
         res.t_start = time.time()
-        res.error = error
+        fail(res, CLIENT, "not streamed", error)
         self._report_failure(res, path, 0.0)
         self.llm.collector.request_started(res.t_start)
         self.llm.finish(res)
@@ -267,7 +292,9 @@ class LLMUser(FastHttpUser):
         except RuntimeError as e:
             res = LLMResult(name=name, model="")
             res.t_start = time.time()
-            res.error = f"{e} (or pass --llm-model to skip the lookup)"
+            fail(
+                res, CLIENT, "model lookup failed", f"{e} (or pass --llm-model to skip the lookup)"
+            )
             self._report_failure(res, self.path, 0.0)
             self.llm.collector.request_started(res.t_start)
             self.llm.finish(res)
@@ -277,37 +304,33 @@ class LLMUser(FastHttpUser):
             return res
 
     # -- the hot loop -------------------------------------------------------------------------
-    def _read_stream(self, r: Any, res: LLMResult, t0: float, prompt_tokens: int | None) -> None:
-        stream = r.stream
-        readline = stream.readline
-        feed_line = SSEParser().feed_line
+    def _read_stream(
+        self, r: Any, res: LLMResult, t0: float, prompt_tokens: int | None
+    ) -> StreamAccumulator:
+        """Read the body line by line into ``res``; the accumulator decides what lines mean.
+
+        ``self._acc`` is set first so that a stream cut off by the client (the greenlet
+        killed inside ``readline``) can still be recorded consistently.
+        """
+        readline = r.stream.readline
         perf = _perf
         # kernel receive stamps (--llm-timestamps): the socket carrying this response, taken
         # before the body is read (geventhttpclient drops it at message end)
         reader = StampReader.from_response(r) if self._kernel_ts else None
-        sock = reader.sock if reader is not None else None
-        k_stamp: list[float] = []
-        k_seq: list[int] = []
-        k_kind: list[int] = []
-        k_user: list[float] = []
-        ks = kq = kk = 0
-        itl = res.itl
-        append_gap = itl.append
-        pieces: list[str] = []
-        add_piece = pieces.append
-        first = last = None
-        data_stamp = None
-        chunks = 0
-        content_chunks = 0
-        content_at = -1
-        cum_tokens: list[int] = []  # continuous usage: completion_tokens after each chunk
-        reasoning: list[str] = []
-        done = False
-        usage = None
         env = self.environment
-        # --llm-token-events: listeners see each chunk as it arrives (user-space time; the
-        # kernel stamps, if any, replace the result's times once the stream has ended)
-        token_fire = env.events.llm_token.fire if self.llm.token_events else None
+        on_token = None
+        if self.llm.token_events:
+            # --llm-token-events: listeners see each chunk as it arrives (user-space time; the
+            # kernel stamps, if any, replace the result's times once the stream has ended)
+            fire = env.events.llm_token.fire
+
+            def on_token(result: LLMResult, index: int, t_ms: float, text: str) -> None:
+                fire(result=result, index=index, t_ms=t_ms, text=text, environment=env)
+
+        acc = self._acc = StreamAccumulator(
+            res, t0, reader.sock if reader is not None else None, on_token
+        )
+        feed = acc.feed
         while True:
             try:
                 line = readline(b"\n")
@@ -316,135 +339,19 @@ class LLMUser(FastHttpUser):
             now = perf()
             if not line:
                 break
-            ev = feed_line(line)
-            if ev is None:
-                if data_stamp is None and line[:4] == b"data":
-                    data_stamp = now
-                    if sock is not None:  # the read that completed this token's line
-                        ks, kq, kk = sock.ts_last, sock.ts_seq, sock.ts_kind
-                continue
-            if data_stamp is not None:
-                stamp = data_stamp
-            else:
-                stamp = now
-                if sock is not None:
-                    ks, kq, kk = sock.ts_last, sock.ts_seq, sock.ts_kind
-            data_stamp = None
-            c = parse_chunk(ev.data)
-            if c.is_token:
-                if last is None:
-                    first = stamp
-                else:
-                    append_gap((stamp - last) * 1000)
-                last = stamp
-                if sock is not None:
-                    k_user.append(stamp)
-                    k_stamp.append(ks)
-                    k_seq.append(kq)
-                    k_kind.append(kk)
-                if c.has_content:
-                    content_chunks += 1
-                    if content_at < 0:
-                        content_at = chunks
-                        res.ttft_content = (stamp - t0) * 1000
-                    if c.answer and res.ttfot is None:
-                        res.ttfot = (stamp - t0) * 1000
-                    if c.reasoning:
-                        reasoning.append(c.reasoning)
-                chunks += 1
-                if c.text:
-                    add_piece(c.text)
-                if c.finish_reason is not None:
-                    res.finish_reason = c.finish_reason
-                if c.usage is not None:
-                    usage = c.usage
-                    cum_tokens.append(usage.get("completion_tokens") or 0)
-                if res.id is None:
-                    res.id = c.id
-                if token_fire is not None:
-                    res.token_chunks = chunks
-                    token_fire(
-                        result=res,
-                        index=chunks - 1,
-                        t_ms=(stamp - t0) * 1000,
-                        text=c.text,
-                        environment=env,
-                    )
-            elif c is DONE:
-                done = True
-            elif c.error is not None:
-                if res.midstream_error is None:
-                    res.midstream_error = f"error event mid-stream: {c.error}"
-            elif c.usage is not None:
-                usage = c.usage
-        res.stream_closed = (perf() - t0) * 1000
-        res.token_chunks = chunks
-        res.content_chunks = content_chunks
-        res.text = "".join(pieces)
-        if first is not None:
-            res.ttft = (first - t0) * 1000
-            res.e2e = (last - t0) * 1000  # type: ignore[operator]
-        if sock is not None:
-            self._apply_kernel_stamps(res, t0, sock, k_user, k_stamp, k_seq, k_kind, content_at)
-        count_output(res, usage, prompt_tokens, self.llm.output_tokenizer, reasoning)
-        if len(cum_tokens) == chunks and chunks:
-            res.chunk_tokens = chunk_tokens(cum_tokens)
-        if res.error is None and res.midstream_error is not None and chunks == 0:
-            res.error = res.midstream_error  # vLLM: no token chunk, so a failure
-        if res.error is None:
-            if not done and res.finish_reason is None:
-                res.error = (
-                    "stream truncated: closed before any finish_reason and without [DONE] "
-                    "(replica crashed or connection dropped)"
-                )
-            elif chunks == 0:
-                res.error = "stream ended without any token chunk"
-
-    @staticmethod
-    def _apply_kernel_stamps(
-        res: LLMResult,
-        t0: float,
-        sock: Any,
-        user: list[float],
-        stamp: list[float],
-        seq: list[int],
-        kind: list[int],
-        content_at: int,
-    ) -> None:
-        """Replace user-space token times with kernel receive stamps (once per request)."""
-        a = analyze_tokens(user, stamp, seq, kind)
-        times = a.times
-        res.timestamps = "kernel"
-        if sock.ts_sent and sock.ts_sent >= t0:
-            res.send_lateness = (sock.ts_sent - t0) * 1000
-        if not times:
-            return
-        res.ttft = (times[0] - t0) * 1000
-        res.e2e = (times[-1] - t0) * 1000
-        if content_at >= 0:
-            res.ttft_content = (times[content_at] - t0) * 1000
-        res.itl = [(times[i + 1] - times[i]) * 1000 for i in range(len(times) - 1)]
-        res.itl_exact = [g * 1000 for g in a.itl]
-        res.shared = [i for i, f in enumerate(a.shared_flags) if f]
-        res.shared_reads = a.shared
-        res.stamp_fallbacks = a.fallbacks
-        res.own_stamps = a.own
-        # one lateness sample per read (its first token): per token would weigh a read that
-        # carried 50 tokens 50 times and cost a histogram insert per token
-        lat = []
-        prev = -1
-        for i, q in enumerate(seq):
-            if q != prev and kind[i] != FALLBACK:
-                lat.append((user[i] - stamp[i]) * 1000)
-            prev = q
-        res.read_lateness = lat
-        res.read_lateness_max = max(lat) if lat else None
+            feed(line, now)
+        acc.finish(perf(), prompt_tokens, self.llm.output_tokenizer)
+        return acc
 
 
-def _aborted_text(e: BaseException) -> str:
+def _abort(res: LLMResult, e: BaseException) -> None:
+    """Cut off by the client: a caller's timeout cancelled it, or the user was stopped."""
     if isinstance(e, gevent.Timeout):
-        return f"{plugin.ABORTED}cancelled by a timeout around the request ({e})"
-    return f"{plugin.ABORTED}user stopped while the request was in flight"
+        msg = f"{ABORTED_PREFIX}cancelled by a timeout around the request ({e})"
+        fail(res, CANCELLED, "cancelled: timeout around the request", msg)
+    else:
+        msg = f"{ABORTED_PREFIX}user stopped while the request was in flight"
+        fail(res, ABORTED, "aborted: user stopped", msg)
 
 
 def _body(r: Any) -> bytes:

@@ -26,13 +26,14 @@ Access log: one JSON object per line with `$upstream_addr` and `$upstream_respon
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+# the access-log parser lives with the other parsers of server output; importable here too
+from locust_llm.servermetrics import parse_access_log, upstream_counts  # noqa: F401
 
 from .errors import BackendError
 from .names import DEFAULT_LB, LB_DIRECTIVES
@@ -197,26 +198,3 @@ def prepare_run_dir(run_dir: str | os.PathLike) -> None:
     tmp = Path(run_dir) / "nginx-tmp"
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (tmp / sub).mkdir(parents=True, exist_ok=True)
-
-
-def parse_access_log(text: str) -> list[dict]:
-    """The access log (one JSON object per line); malformed lines are skipped."""
-    out = []
-    for line in text.splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return out
-
-
-def upstream_counts(entries: Sequence[dict], final_only: bool = True) -> Counter:
-    """Requests per upstream address; `final_only` counts only the one that answered."""
-    c: Counter = Counter()
-    for e in entries:
-        addrs = [a.strip() for a in str(e.get("upstream", "")).split(",") if a.strip()]
-        if not addrs:
-            continue
-        for a in addrs[-1:] if final_only else addrs:
-            c[a] += 1
-    return c

@@ -15,6 +15,8 @@ import socket
 import struct
 import time
 import uuid
+from dataclasses import dataclass, field
+from typing import Any
 
 import gevent
 import orjson
@@ -322,18 +324,18 @@ class EmulatorApp:
         rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
         created = int(time.time())
         out = _Output(
-            self,
-            seq,
-            chat,
-            rid,
-            created,
-            model,
-            prompt_tokens,
-            start,
-            finish,
-            stop_reason,
-            last_text,
-            fault,
+            app=self,
+            seq=seq,
+            chat=chat,
+            rid=rid,
+            created=created,
+            model=model,
+            prompt_tokens=prompt_tokens,
+            start=start,
+            finish=finish,
+            stop_reason=stop_reason,
+            last_text=last_text,
+            fault=fault,
         )
         if req.get("stream"):
             so = req.get("stream_options") or {}
@@ -382,39 +384,31 @@ class _Reject(Exception):
         self.code, self.message, self.param = code, message, param
 
 
+@dataclass(eq=False, kw_only=True)
 class _Output:
-    """Writes one request's tokens as they become due, and accounts for it when it ends."""
+    """Writes one request's tokens as they become due, and accounts for it when it ends.
 
-    def __init__(
-        self,
-        app,
-        seq,
-        chat,
-        rid,
-        created,
-        model,
-        prompt_tokens,
-        start,
-        finish,
-        stop_reason,
-        last_text,
-        fault,
-    ):
-        self.app = app
-        self.seq = seq
-        self.chat = chat
-        self.rid = rid
-        self.created = created
-        self.model = model
-        self.prompt_tokens = prompt_tokens
-        self.start = start
-        self.finish = finish
-        self.stop_reason = stop_reason
-        self.last_text = last_text
-        self.fault = fault
-        self.t_send: list[float] | None = [] if app.truth is not None else None
-        self.reason = "abort"
-        self.written = 0
+    Built by keyword: a dozen fields of similar types are easy to swap by position.
+    """
+
+    app: Any
+    seq: Seq
+    chat: bool
+    rid: str
+    created: int
+    model: str
+    prompt_tokens: int
+    start: int  # offset of the first output word in the emulator's text
+    finish: str
+    stop_reason: str | None
+    last_text: bytes | None  # the last token's text when a stop string cut it
+    fault: str | None
+    t_send: list[float] | None = field(init=False, default=None)
+    reason: str = field(init=False, default="abort")
+    written: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.t_send = [] if self.app.truth is not None else None
 
     def _pieces(self, lo: int, hi: int) -> list[bytes]:
         pieces = self.app.text.escaped_at(self.start + lo, hi - lo)

@@ -108,6 +108,7 @@ class Window:
         "first_ok",
         "last_end",
         "errors",
+        "error_examples",
         *_COUNTERS,
     )
 
@@ -125,7 +126,8 @@ class Window:
         # bucket edges); None once the collector has dropped them
         self.chunk_times: array | None = None if exact_events is False else array("d")
         self.spans: array | None = None if exact_events is False else array("d")
-        self.errors: dict[str, int] = {}
+        self.errors: dict[str, int] = {}  # by stable key (the message when it has none)
+        self.error_examples: dict[str, str] = {}  # one message per key
         for c in _COUNTERS:
             setattr(self, c, 0)
 
@@ -170,6 +172,8 @@ class Window:
                         mine.extend(theirs)
         for e, n in other.errors.items():
             self.errors[e] = self.errors.get(e, 0) + n
+        for e, m in other.error_examples.items():
+            self.error_examples.setdefault(e, m)
         for c in _COUNTERS:
             # in-flight maxima of different processes overlap in time: their sum bounds the peak
             setattr(self, c, getattr(self, c) + getattr(other, c))
@@ -185,6 +189,7 @@ class Window:
         d["ct"] = self.chunk_times.tolist() if self.chunk_times is not None else None
         d["sp"] = self.spans.tolist() if self.spans is not None else None
         d["er"] = self.errors
+        d["ex"] = self.error_examples
         return d
 
     @classmethod
@@ -203,6 +208,7 @@ class Window:
             v = d.get(key)
             setattr(w, name, array("d", v) if v is not None else None)
         w.errors = dict(d.get("er", {}))
+        w.error_examples = dict(d.get("ex", {}))
         return w
 
 
@@ -348,8 +354,12 @@ class Collector:
             return
         if r.error is not None:
             w.failed += 1
-            key = r.error if len(w.errors) < 100 or r.error in w.errors else "other errors"
+            key = r.error_key or r.error
+            if len(w.errors) >= 100 and key not in w.errors:
+                key = "other errors"
             w.errors[key] = w.errors.get(key, 0) + 1
+            if key not in w.error_examples:
+                w.error_examples[key] = r.error
             return
         w.completed += 1
         w.input_tokens += r.prompt_tokens or 0

@@ -39,6 +39,8 @@ _RECORD_FIELDS = (
     "finish_reason",
     "status",
     "error",
+    "error_kind",
+    "error_key",
     "midstream_error",
     "aborted",
     "warmup",
@@ -83,6 +85,10 @@ class LLMResult:
     finish_reason: str | None = None
     status: int = 0
     error: str | None = None
+    # what kind of failure (locust_llm.errors: aborted, cancelled, http, transport, protocol,
+    # midstream, client) and a short stable key to count it by (no payload, no host)
+    error_kind: str | None = None
+    error_key: str | None = None
     # an error event after token chunks: vLLM counts the request successful with the tokens
     # it got; kept here so it is not invisible (summary: midstream_errors)
     midstream_error: str | None = None

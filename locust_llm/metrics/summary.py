@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from locust_llm.metrics.collector import LATENCY_METRICS, Collector, Window
+from locust_llm.metrics.health import client_health
 from locust_llm.metrics.nodata import no_data_reason
 
 __all__ = ["PERCENTILES", "summarize", "metric_fields", "interval_rows"]
@@ -63,44 +64,6 @@ def usage_fields(w: Window) -> dict[str, Any]:
         "mean_tokens_per_chunk": (
             w.usage_chunk_tokens / w.usage_chunks if w.usage_chunks else None
         ),
-    }
-
-
-def client_health(w: Window, s: dict[str, Any]) -> dict[str, Any]:
-    """Kernel-timestamp health (issue 9): own-stamp share, shared reads, fallbacks, verdict.
-
-    In user-space mode these are None: without kernel stamps the client cannot tell how late
-    it read a token (the CPU share in ``meta`` is then the only hint).
-    """
-    if not w.stamped_tokens:
-        return {
-            "timestamps": "user",
-            "client_own_stamp": None,
-            "client_own_stamp_raw": None,
-            "client_shared_share": None,
-            "client_late_shared_share": None,
-            "stamp_fallbacks": None,
-            "itl_excluded": w.itl_excluded,
-            "client_bound": None,
-            "client_bound_reason": "",
-        }
-    from locust_llm.timestamps import client_bound
-
-    n = w.stamped_tokens
-    late_shared = (w.shared_tokens - w.first_shared) / n
-    bound, reason = client_bound(late_shared, s["p99_read_lateness_ms"], s["median_itl_ms"])
-    return {
-        "timestamps": "kernel",
-        # the role chunk vLLM writes together with the first token shares their read by the
-        # server's doing, not the client's: it counts as own here (the raw share is below)
-        "client_own_stamp": min((w.own_stamps + w.first_shared) / n, 1.0),
-        "client_own_stamp_raw": w.own_stamps / n,
-        "client_shared_share": w.shared_tokens / n,
-        "client_late_shared_share": late_shared,
-        "stamp_fallbacks": w.stamp_fallbacks,
-        "itl_excluded": w.itl_excluded,
-        "client_bound": bound,
-        "client_bound_reason": reason,
     }
 
 
@@ -237,6 +200,8 @@ def summarize(
         out.update(metric_fields(m, w))
     out.update(client_health(w, out))
     out["errors"] = dict(sorted(w.errors.items(), key=lambda kv: -kv[1]))
+    # one full message per key: the key counts, the example says what the server sent
+    out["error_examples"] = {k: w.error_examples[k] for k in out["errors"] if k in w.error_examples}
     out["started_at"] = w.first_start if w.first_start != math.inf else None
     out["ended_at"] = w.last_end if w.last_end != -math.inf else None
     if include_intervals:

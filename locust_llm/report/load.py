@@ -124,6 +124,7 @@ def _result(r: dict[str, Any]) -> LLMResult:
     shared = r.get("shared")
     res.shared = [int(i) for i in shared] if isinstance(shared, list) else None
     res.error = str(r["error"]) if r.get("error") else None
+    res.error_key = str(r["error_key"]) if r.get("error_key") else None
     res.aborted = bool(r.get("aborted"))
     res.warmup = bool(r.get("warmup"))
     return res
@@ -147,7 +148,8 @@ def samples_from_records(records: list[dict[str, Any]]) -> Samples:
         ok.append(r.ok)
         t_start.append(r.t_start if "t_start" in rec else np.nan)
         if r.error and not r.aborted:
-            errors[r.error] = errors.get(r.error, 0) + 1
+            key = r.error_key or r.error
+            errors[key] = errors.get(key, 0) + 1
         if not r.ok:
             continue
         if r.ttft is not None:

@@ -254,7 +254,7 @@ def run_scenario(
             progress.line(spec, f"backend up at {stack.url} in {time.monotonic() - t_start:.1f}s")
         live = stack if warm_stack is None else warm_stack
         scraper = Scraper(
-            [Target(r.name, r.model, r.metrics_url) for r in live.replicas],
+            [Target(name=r.name, url=r.metrics_url, model=r.model) for r in live.replicas],
             live.nginx_status_url,
             d / "server_metrics.jsonl",
         ).start()

@@ -20,26 +20,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from locust_llm.servermetrics import parse_stub_status, parse_vllm_metrics
+from locust_llm.servermetrics import Target, parse_stub_status, parse_vllm_metrics
+from locust_llm.servermetrics import fetch as _fetch
 
-
-@dataclass(frozen=True)
-class Target:
-    """One replica to scrape: its name in the plan, served model and /metrics URL."""
-
-    replica: str
-    model: str | None
-    url: str
-
-
-def _fetch(url: str, timeout: float) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.read().decode("utf-8", "replace")
+__all__ = ["Scraper", "Target"]
 
 
 class Scraper:
@@ -85,7 +72,7 @@ class Scraper:
     def scrape_once(self, fh: TextIO) -> None:
         """One sample per target plus one nginx sample, each stamped when it was read."""
         for tgt in self.targets:
-            line: dict[str, Any] = {"replica": tgt.replica}
+            line: dict[str, Any] = {"replica": tgt.name}
             try:
                 text = _fetch(tgt.url, self.timeout)
                 line["t"] = time.time()

@@ -10,6 +10,10 @@ Parsing uses ``prometheus_client``'s parser (the exposition format has escaping 
 label rules a regex would get wrong), shared with the scenario runner in `locust_llm.servermetrics`.
 nginx's per-upstream request counts come from its JSON access log (``$upstream_addr``), read
 incrementally from the last offset.
+
+This runs inside the process generating load, so nothing large is parsed in a greenlet: the
+Prometheus text and each access-log chunk (up to 8 MiB) are read and parsed in gevent's thread
+pool, which releases the hub between bytecode slices instead of holding it for the whole parse.
 """
 
 from __future__ import annotations
@@ -17,16 +21,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-import urllib.request
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from locust_llm import servermetrics
+from locust_llm.servermetrics import Target
 
 __all__ = ["Target", "ServerScraper", "parse_vllm_metrics", "parse_stub_status"]
 
@@ -48,13 +50,6 @@ _SHORT = {
 
 
 @dataclass
-class Target:
-    name: str
-    url: str
-    kind: str  # "vllm" | "nginx"
-
-
-@dataclass
 class TargetState:
     target: Target
     history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
@@ -73,8 +68,32 @@ def parse_stub_status(text: str) -> dict[str, float]:
 
 
 def _fetch(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=TIMEOUT_S) as r:  # noqa: S310 (our own targets)
-        return r.read().decode("utf-8", "replace")
+    return servermetrics.fetch(url, TIMEOUT_S)
+
+
+def _off_hub(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn`` in gevent's thread pool (the calling greenlet waits, the others run)."""
+    import gevent
+
+    return gevent.get_hub().threadpool.apply(fn, args)
+
+
+def _values(kind: str, text: str) -> dict[str, float]:
+    return parse_vllm_metrics(text) if kind == "vllm" else parse_stub_status(text)
+
+
+def _read_log_chunk(path: Path, pos: int) -> tuple[int, dict[str, int]]:
+    """Whole lines from ``pos`` (at most 8 MiB): bytes consumed and requests per upstream."""
+    with open(path, "rb") as f:
+        f.seek(pos)
+        data = f.read(8 << 20)
+    end = data.rfind(b"\n") + 1  # only whole lines; the rest is read next round
+    entries = servermetrics.parse_access_log(data[:end])
+    out = dict(servermetrics.upstream_counts(entries))
+    without = len(entries) - sum(out.values())
+    if without > 0:
+        out["-"] = without  # nginx answered itself (no upstream)
+    return end, out
 
 
 class ServerScraper:
@@ -137,7 +156,7 @@ class ServerScraper:
         now = time.time()
         try:
             text = self._fetch(t.url)
-            values = parse_vllm_metrics(text) if t.kind == "vllm" else parse_stub_status(text)
+            values = _off_hub(_values, t.kind, text)
         except Exception as e:
             st.error = f"{type(e).__name__}: {e}"[:300]
             return
@@ -151,19 +170,11 @@ class ServerScraper:
             return
         if path != self._log_path:
             self._log_path, self._log_pos = path, 0
-        with contextlib.suppress(OSError), open(path, "rb") as f:
-            f.seek(self._log_pos)
-            data = f.read(8 << 20)
-            end = data.rfind(b"\n") + 1  # only whole lines; the rest is read next round
+        with contextlib.suppress(OSError):
+            end, counts = _off_hub(_read_log_chunk, path, self._log_pos)
             self._log_pos += end
-            for line in data[:end].splitlines():
-                try:
-                    up = orjson.loads(line).get("upstream") or "-"
-                except orjson.JSONDecodeError:
-                    continue
-                # "a, b" when nginx retried on another upstream: the last one answered
-                up = up.split(",")[-1].strip() or "-"
-                self.upstream_requests[up] = self.upstream_requests.get(up, 0) + 1
+            for up, n in counts.items():
+                self.upstream_requests[up] = self.upstream_requests.get(up, 0) + n
 
     # -- what the routes read ---------------------------------------------------------------
     def snapshot(self, history: bool = False) -> dict[str, Any]:

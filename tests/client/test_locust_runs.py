@@ -267,3 +267,37 @@ def test_short_outputs_are_reported_with_the_ignore_eos_remedy(tmp_path):
     assert s["total_requested_output_tokens"] == 32 * s["completed"]
     assert "pass --llm-ignore-eos" in p.stderr
     # with ignore_eos (the first test's runs) outputs match what was asked: no warning there
+
+
+def test_a_server_message_saying_aborted_still_fails_the_run(tmp_path):
+    # the exit code follows the failure's kind, not its text: an HTTP 500 whose body says
+    # "aborted: ..." is a server failure like any other
+    import gevent
+
+    from tests.client.fakeserver import FakeServer, plain
+
+    server = FakeServer()
+    body = b'{"error": {"message": "aborted: engine died", "code": 500}}'
+    server.routes["/v1/chat/completions"] = plain("500 Internal Server Error", body)
+    try:
+        args = ["--host", server.url, "--llm-model", "m", "--llm-skip-preflight"]
+        p = subprocess.Popen(
+            [*LOCUST, *COMMON, "--headless", "-u", "1", "-t", "2s"]
+            + ["--llm-summary", str(tmp_path / "summary.json"), *args],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.time() + 60
+        while p.poll() is None and time.time() < deadline:
+            gevent.sleep(0.1)  # the fake server runs in this process's hub
+        if p.poll() is None:
+            p.kill()
+        err = p.communicate()[1]
+    finally:
+        server.stop()
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["failed"] > 0, s
+    assert list(s["errors"]) == ["HTTP 500"] and "engine died" in s["error_examples"]["HTTP 500"]
+    assert p.returncode == 1, err[-2000:]

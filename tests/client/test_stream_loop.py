@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import gevent
 import orjson
 import pytest
 from locust.env import Environment
@@ -517,3 +518,27 @@ def test_ctrl_c_inside_a_users_read_is_an_abort_not_a_success(server):
     assert seen[0].aborted and seen[0].error.startswith("aborted: ")
     m = env.llm.collector.merged()
     assert m.completed == 0 and m.aborted == 1
+
+
+def test_aborted_record_describes_the_tokens_it_got(server):
+    # cut off after the role chunk and two tokens: the record's TTFT, chunk count, text and
+    # gaps must describe the same three chunks (not ttft null beside a list of gaps)
+    server.routes["/v1/chat/completions"] = chunked(
+        [
+            (0.02, b"data: " + ROLE + b"\n\n"),
+            (0.02, b"data: " + tok("a") + b"\n\n"),
+            (0.02, b"data: " + tok("b") + b"\n\n"),
+            (5.0, b"data: [DONE]\n\n"),
+        ]
+    )
+    env, u = user(server.url)
+    u.network_timeout = 10
+    seen = []
+    env.events.llm_request.add_listener(lambda result, **_: seen.append(result))
+    with pytest.raises(gevent.Timeout):
+        with gevent.Timeout(0.4):
+            u.chat("hi")
+    r = seen[0].to_record()
+    assert r["aborted"] and r["e2e"] is None  # it never ended
+    assert r["token_chunks"] == 3 and len(r["itl"]) == 2 and seen[0].text == "ab"
+    assert r["ttft"] is not None and r["ttft_content"] > r["ttft"]

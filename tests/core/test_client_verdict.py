@@ -9,7 +9,7 @@ from locust.env import Environment
 from locust.event import Events
 
 from locust_llm import plugin
-from locust_llm.client_verdict import judge
+from locust_llm.metrics.health import judge
 from locust_llm.metrics.record import LLMResult
 
 SYMPTOM = "client-bound: 40.0% of tokens shared a read (limit 1%). the load generator is ..."
@@ -57,3 +57,20 @@ def test_the_summary_blames_the_client_only_when_it_was_busy(cpu_share, bound):
     assert s["client_bound"] is bound
     assert bool(s["client_read_delay"]) is not bound
     assert bool(s["client_bound_reason"]) is bound
+
+
+def test_summary_and_verdict_are_pure():
+    # the summary builder and the health verdict run in reports and tests without a network
+    # stack: importing them must not pull in the timestamping socket or gevent's socket
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from locust_llm.metrics.summary import client_health; "
+        "from locust_llm.metrics.collector import Window; w = Window(); w.stamped_tokens = 10; "
+        "client_health(w, {'p99_read_lateness_ms': 1.0, 'median_itl_ms': 2.0}); "
+        "bad = [m for m in ('locust_llm.timestamps.socket', 'gevent.socket') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -701,3 +701,23 @@ def test_a_worker_that_compacted_before_its_first_report_ships_everything() -> N
     ):
         assert got[f] == want[f], f
     assert sum(master.tokens_per_second().values()) == 15
+
+
+def test_errors_count_by_stable_key_with_one_example():
+    # a server echoing a payload preview in every 500 must not split the count in thousands
+    from locust_llm.errors import HTTP, TRANSPORT, fail
+    from locust_llm.metrics.collector import Collector
+    from locust_llm.metrics.summary import summarize
+
+    c = Collector()
+    for i in range(150):
+        r = LLMResult(name="x", t_start=1_700_000_000 + i % 3, status=500)
+        fail(r, HTTP, "HTTP 500", f"HTTP 500: prompt 'request {i}' too long")
+        c.add(r)
+    r = LLMResult(name="x", t_start=1_700_000_001)
+    fail(r, TRANSPORT, "read timeout", "read timeout: no data for 5s")
+    c.add(r)
+    s = summarize(c)
+    assert s["errors"] == {"HTTP 500": 150, "read timeout": 1}
+    assert s["error_examples"]["HTTP 500"].startswith("HTTP 500: prompt 'request ")
+    assert s["error_examples"]["read timeout"] == "read timeout: no data for 5s"

@@ -176,8 +176,11 @@ def test_feed_line_without_terminators(s):
 def test_bare_cr_line_through_feed_line():
     p = SSEParser()
     assert p.feed_line(b"data: a\rdata: b\r\r\n") == SSEEvent(b"a\nb")
-    with pytest.raises(SSEError):
+    with pytest.raises(SSEError) as e:
         p.feed_line(b"data: a\r\rdata: b\r\r\n")
+    # the user is told what the server did and what to change, not an internal method name
+    msg = str(e.value)
+    assert "feed()" not in msg and "bare CR" in msg and "LF or CRLF" in msg
 
 
 # -- concrete cases ------------------------------------------------------------------------

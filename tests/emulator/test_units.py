@@ -99,3 +99,13 @@ def test_text_helpers():
     t1, t2 = textmod.TextSource(1), textmod.TextSource(1)
     assert t1.words_at(t1.offset("p"), 5) == t2.words_at(t2.offset("p"), 5)
     assert textmod.TextSource(2).words != t1.words
+
+
+def test_output_is_built_by_keyword_only():
+    # a dozen fields of similar types (ids, counts, texts): by position they swap silently
+    import pytest
+
+    from locust_llm.emulator.server import _Output
+
+    with pytest.raises(TypeError):
+        _Output(*range(12))

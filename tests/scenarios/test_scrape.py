@@ -48,7 +48,7 @@ def test_parse_stub_status():
 
 def test_dead_replica_is_recorded_not_raised(tmp_path):
     s = Scraper(
-        [Target("r0", "m", "http://127.0.0.1:9/metrics")],
+        [Target(name="r0", url="http://127.0.0.1:9/metrics", model="m")],
         "http://127.0.0.1:9/x",
         tmp_path / "m.jsonl",
         timeout=0.2,

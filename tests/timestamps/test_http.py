@@ -7,7 +7,9 @@ import pytest
 from locust.contrib.fasthttp import FastHttpSession
 from locust.event import EventHook
 
+from benchmarks.stamps import TokenTimes
 from locust_llm import timestamps as ts
+from locust_llm.timestamps import install as ts_install
 from tests.timestamps.helpers import BUSY, burn, wait_data
 
 
@@ -23,7 +25,7 @@ def stream(sess, gaps, busy=0.0):
     body = json.dumps({"gaps_ms": gaps})
     with sess.post("/v1/x", data=body, stream=True, catch_response=True) as r:
         reader = ts.StampReader.from_response(r)  # before reading: _sock goes at message end
-        rec = ts.TokenTimes(reader)
+        rec = TokenTimes(reader)
         stream = r.stream
         while True:
             if busy and stream._sock is not None and b"\n" not in stream._body_buffer:
@@ -54,7 +56,7 @@ def test_fasthttpsession_stream_gets_kernel_stamps(paced_server):
     # (a descheduled server bunches lines, a loopback drop delays one), so: the majority.
     outside = [max(b - t, t - e, 0.0) for t, (b, e) in zip(a.times, sent)]
     assert sum(o <= 0.0005 for o in outside) >= 0.75 * len(gaps), outside
-    lat = sorted(a.lateness)
+    lat = sorted(a.read_lateness)
     assert lat[len(lat) // 2] >= BUSY - 0.001  # the user-space stamp: >= 20 ms late
     tight = [
         (gap, s1[1] - s0[1])
@@ -95,14 +97,14 @@ def test_forced_user_mode_on_plain_http(paced_server):
 
 def test_unsupported_platform_or_option(monkeypatch, paced_server):
     sess, _ = session(f"http://127.0.0.1:{paced_server.port}")
-    monkeypatch.setattr(ts, "_SUPPORTED", None)
+    monkeypatch.setattr(ts_install, "_SUPPORTED", None)
     monkeypatch.setattr(sys, "platform", "darwin")
     assert ts.enable_kernel_timestamps(sess) is False
     monkeypatch.setattr(sys, "platform", "linux")
-    monkeypatch.setattr(ts, "_SUPPORTED", None)
-    monkeypatch.setattr(ts, "SO_TIMESTAMPNS", 0x7FFF)  # an option the kernel refuses
+    monkeypatch.setattr(ts_install, "_SUPPORTED", None)
+    monkeypatch.setattr(ts_install, "SO_TIMESTAMPNS", 0x7FFF)  # an option the kernel refuses
     assert ts.enable_kernel_timestamps(sess) is False
-    monkeypatch.setattr(ts, "_SUPPORTED", None)
+    monkeypatch.setattr(ts_install, "_SUPPORTED", None)
 
 
 @pytest.mark.skipif(not ts.kernel_timestamps_supported(), reason="SO_TIMESTAMPNS unsupported")
@@ -118,7 +120,7 @@ def test_installer_targets(paced_server):
     while r.readline(b"\n"):
         pass
     paced_server.sent()
-    assert reader.last()[2] == ts.KERNEL and reader.last()[1] >= 1
+    assert reader.sock.ts_kind == ts.KERNEL and reader.sock.ts_seq >= 1
     assert ts.StampReader.from_response(r) is None  # _sock cleared at message end
     c.close()
     pool = HTTPClientPool()

@@ -139,7 +139,9 @@ def test_vllm_errors_are_clear_failure_rows(vllm_stack, tmp_path):
 def test_metrics_read_by_scenario_scraper_and_llm_tab(vllm_stack, tmp_path):
     r = vllm_stack.replicas[0]
     path = tmp_path / "server_metrics.jsonl"
-    s = Scraper([Target(r.name, r.model, r.metrics_url)], vllm_stack.nginx_status_url, path)
+    s = Scraper(
+        [Target(name=r.name, url=r.metrics_url, model=r.model)], vllm_stack.nginx_status_url, path
+    )
     with open(path, "a") as fh:
         s.scrape_once(fh)
     lines = [json.loads(x) for x in path.read_text().splitlines()]

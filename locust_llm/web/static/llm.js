@@ -69,7 +69,9 @@
     });
     const errs = Object.entries(s.errors || {});
     document.getElementById("errors-section").classList.toggle("hidden", errs.length === 0);
-    fillBody("errors", errs, (tr, [msg, n]) => { cell(tr, String(n)); cell(tr, msg, "msg"); });
+    const examples = s.error_examples || {};
+    // counted by a stable key; the row shows one full message the server sent for it
+    fillBody("errors", errs, (tr, [key, n]) => { cell(tr, String(n)); cell(tr, examples[key] || key, "msg"); });
   }
 
   function line(x, y, name) { return { x: x, y: y, name: name, type: "scatter", mode: "lines+markers", marker: { size: 3 } }; }
