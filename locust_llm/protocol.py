@@ -210,13 +210,21 @@ def error_message(status: int, body: bytes | str | None) -> str:
             text = None
         if text is None:
             stripped = body.strip()
-            if stripped[:1] == b"<":
+            if stripped[:1] == b"<" and status in _GATEWAY:
+                text = _GATEWAY[status]
+            elif stripped[:1] == b"<":
                 text = "non-JSON (HTML) error body; is this an OpenAI-compatible endpoint?"
             else:
                 text = _preview(stripped)
     hint = _HINTS.get(status, "")
     return f"HTTP {status}: {text or 'no body'}{hint}"
 
+
+# a gateway's own HTML page for these (nginx's, say) is about the server behind it
+_GATEWAY = {
+    502: "Bad Gateway from a proxy: the server behind it closed the connection or is down",
+    504: "Gateway Timeout from a proxy: the server behind it did not answer in time",
+}
 
 _HINTS = {
     401: " [check --llm-api-key / OPENAI_API_KEY]",

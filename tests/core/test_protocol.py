@@ -367,6 +367,17 @@ def _vllm(message: str, kind: str, code: int) -> bytes:
             "HTTP 503: non-JSON (HTML) error body",
         ),
         (429, b"  \n<!DOCTYPE html><html>slow down</html>", "HTTP 429: non-JSON (HTML)"),
+        # nginx's own pages when the replica behind it died or stalled: about the replica
+        (
+            502,
+            b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body></body></html>",
+            "HTTP 502: Bad Gateway from a proxy: the server behind it closed the connection",
+        ),
+        (
+            504,
+            b"<html><title>504 Gateway Time-out</title></html>",
+            "HTTP 504: Gateway Timeout from",
+        ),
         # plain text and FastAPI's default shape
         (500, b"Internal Server Error", "HTTP 500: Internal Server Error"),
         (404, b'{"detail":"Not Found"}', 'HTTP 404: {"detail":"Not Found"}'),

@@ -72,7 +72,11 @@ def test_replica_killed_mid_run_is_counted_and_attributed(locust_bg, tmp_path):
     rs = records(tmp_path / "r.jsonl")
     failed = [r for r in rs if r["error"] and not r["aborted"]]
     assert 1 <= len(failed) <= 6, [r["error"] for r in failed]  # at most one stream per user
-    assert all("truncated" in r["error"] or "connection lost" in r["error"] for r in failed), [
+    # a stream cut mid-way, or a request nginx had just sent on a kept-alive connection to the
+    # victim (nginx does not resend a POST it already sent): 502 from the proxy, said so
+    gateway = [r for r in failed if r["error"].startswith("HTTP 502: Bad Gateway from a proxy")]
+    cut = [r for r in failed if r not in gateway]
+    assert all("truncated" in r["error"] or "connection lost" in r["error"] for r in cut), [
         r["error"] for r in failed
     ]
     ok_after = [r for r in rs if r["error"] is None and r["t_start"] > t_kill + 0.5]
@@ -82,13 +86,14 @@ def test_replica_killed_mid_run_is_counted_and_attributed(locust_bg, tmp_path):
     entries = parse_access_log((tmp_path / "run" / "access.log").read_text())
     last_up = [(e, e["upstream"].split(",")[-1].strip()) for e in entries]
     on_victim = [e for e, up in last_up if up == victim_addr and e["time"] >= t_kill - 0.05]
-    for r in failed:  # each failed stream ended when a stream from the victim was cut
+    assert sum(1 for e in on_victim if e["status"] == 502) >= len(gateway)
+    for r in cut:  # each cut stream ended when a stream from the victim was cut
         t_end = r["t_start"] + r["stream_closed"] / 1000
         near = [e for e in on_victim if abs(e["time"] - t_end) < 0.25]
         assert near, (t_end, t_kill, on_victim)
     # and every stream the victim served after the kill ended short of a full response
     full = max(e["bytes_sent"] for e, up in last_up if up != victim_addr and e["status"] == 200)
-    assert sum(1 for e in on_victim if e["bytes_sent"] < full * 0.9) >= len(failed)
+    assert sum(1 for e in on_victim if e["bytes_sent"] < full * 0.9) >= len(cut)
     served_late = [e for e, up in last_up if e["time"] > t_kill + 0.5]
     assert served_late and all(up != victim_addr for e, up in last_up if e in served_late)
 
