@@ -146,3 +146,16 @@ def test_option_values_stay_with_their_flag(tmp_path):
     argv = locust_argv(load_file(f)[0], "http://127.0.0.1:9", tmp_path)
     assert "--llm-dataset=/data/x.json" in argv and "--llm-rate=-1" in argv
     assert "/data/x.json" not in argv
+
+
+def test_validate_checks_the_file_level_gate(tmp_path, capsys):
+    body = (
+        '[[scenario]]\nname = "one"\nbackend = "emulator"\nmodel = "m"\n'
+        'locustfile = "locustfiles/chat.py"\n'
+    )
+    f = tmp_path / "g.toml"
+    f.write_text('gate = "max_users_meeting_slo >>> 40"\n' + body)
+    assert main([str(f), "--validate"]) == 2
+    assert "gate" in capsys.readouterr().err
+    f.write_text('gate = "max_users_meeting_slo >= 40"\n' + body)
+    assert main([str(f), "--validate"]) == 0
