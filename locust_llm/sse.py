@@ -1,7 +1,8 @@
 """Incremental Server-Sent Events parser: bytes in, event payloads out, no I/O.
 
 Written here rather than taken from a library because it sits on the client's hot path and
-must work line by line on what geventhttpclient's ``readline`` returns (see DESIGN.md §8).
+must work line by line on what geventhttpclient's ``readline`` returns, and no maintained
+library does that at the speed this path needs.
 It follows the WHATWG SSE rules that matter for OpenAI-compatible streams:
 
 * lines end in ``\\n``, ``\\r\\n`` or ``\\r``;
