@@ -43,7 +43,7 @@ def _num(v: Any) -> float:
 
 
 def sweep_figure(sweep: Sweep) -> go.Figure:
-    """Seed 003's two plots side by side: output tok/s and TTFT against the sweep axis.
+    """The concurrency sweep's two plots side by side: output tok/s and TTFT against the sweep axis.
 
     The knee is a star on the throughput curve and a dotted line on both panels; the largest
     SLO-meeting value is a green line.

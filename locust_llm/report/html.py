@@ -247,7 +247,7 @@ def sweep_text(sweep: Sweep) -> str:
 
 
 def comparison_block(c: Comparison) -> str:
-    """Seed 000's table with ratios, then the bootstrap CIs of p50/p99 differences."""
+    """The baseline-vs-candidate table with ratios, then the bootstrap CIs of p50/p99 differences."""
     out = [
         f"<h3>{esc(c.candidate.name)} vs baseline {esc(c.baseline.name)}</h3>",
         f'<table><tr><th class="l">metric</th><th>{esc(c.baseline.name)}</th>'
