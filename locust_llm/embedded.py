@@ -10,13 +10,13 @@ starts anything; workers get the host from the master.
 from __future__ import annotations
 
 import logging
-import shlex
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from locust_llm.emulator.cli import DEFAULT_MODEL
+from locust_llm.options import LLMOptions
 
 __all__ = ["DEFAULT_EMULATOR_MODEL", "start_backend", "stop_backend", "wanted_backend"]
 
@@ -34,10 +34,11 @@ def wanted_backend(backend: str, host: str | None) -> str:
 
 def start_backend(environment: Any, rt: Any) -> None:
     opts = environment.parsed_options
-    backend = wanted_backend(getattr(opts, "llm_backend", "auto") or "auto", environment.host)
+    o = LLMOptions.of(opts)
+    backend = wanted_backend(o.backend, environment.host)
     if backend in ("none", "external"):
         return
-    from locust_llm.backends import BackendError, Stack, make_plan
+    from locust_llm.backends import BackendError, Stack, backend_args, plan_for
 
     if environment.host:
         log.warning(
@@ -45,23 +46,23 @@ def start_backend(environment: Any, rt: Any) -> None:
             backend,
             environment.host,
         )
-    model = getattr(opts, "llm_model", None) or (
-        DEFAULT_EMULATOR_MODEL if backend == "emulator" else None
-    )
+    model = o.model or (DEFAULT_EMULATOR_MODEL if backend == "emulator" else None)
     if model is None:
         _die(f"--llm-backend {backend} needs --llm-model (the model vLLM should serve)")
     api_key = rt.auth_header[len("Bearer ") :] if rt.auth_header else None
     try:
-        plan = make_plan(
-            backend=backend,
-            model=model,
-            tp=getattr(opts, "llm_tp", 1) or 1,
-            replicas=getattr(opts, "llm_replicas", None),
-            lb=getattr(opts, "llm_lb", "least_conn") or "least_conn",
-            vllm_cmd=getattr(opts, "llm_vllm_cmd", None),
-            serve_args=shlex.split(getattr(opts, "llm_serve_args", "") or ""),
+        plan = plan_for(
+            backend_args(
+                backend,
+                model=model,
+                tp=o.tp,
+                replicas=o.replicas,
+                lb=o.lb,
+                vllm_cmd=o.vllm_cmd,
+                serve_args=o.serve_args,
+            )
         )
-        run_dir = getattr(opts, "llm_run_dir", None) or tempfile.mkdtemp(prefix="locust-llm-")
+        run_dir = o.run_dir or tempfile.mkdtemp(prefix="locust-llm-")
         stack = Stack(plan, run_dir=Path(run_dir), api_key=api_key, log=log.debug)
         rt.stack = stack
         stack.start()

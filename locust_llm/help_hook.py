@@ -27,11 +27,9 @@ def wants_help(argv: list[str]) -> bool:
 
 
 def _add_all(parser: Any, **_kw: Any) -> None:
-    from locust_llm.plugin import add_arguments
-    from locust_llm.workload.locust_options import add_workload_arguments
+    from locust_llm.options import add_arguments
 
     add_arguments(parser)
-    add_workload_arguments(parser)
 
 
 def maybe_install(argv: list[str]) -> None:

@@ -13,11 +13,14 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .args import backend_args
+from .deployment import Plan, Topology
 from .errors import BackendError
 from .gpu import parse_gpu_topology
-from .names import DEFAULT_LB
+from .names import DEFAULT_LB, LB_METHODS
+from .names import STACK_BACKENDS as BACKENDS
 from .nginx import find_nginx
-from .plan import BACKENDS, LB_METHODS, Plan, Topology, make_plan
+from .plan import plan_for
 from .topology import read_cpu_topology
 
 
@@ -80,25 +83,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                 topo_text = open(args.gpu_topo).read() if args.gpu_topo else ""
                 topo.gpu = parse_gpu_topology(q.read(), topo_text)
         base = args.port or (8000 if args.dry_run else None)
-        plan = make_plan(
-            backend=args.backend,
-            model=args.model,
-            tp=args.tp,
-            replicas=args.replicas,
-            lb=args.lb,
-            vllm_cmd=args.vllm_cmd,
-            serve_args=extra,
-            models=json.loads(args.models) if args.models else None,
-            urls=args.urls,
-            baseline=args.baseline,
-            smt=args.smt,
-            reserved_cpus=args.reserved_cpus,
-            kvcache_gib=args.kvcache_gib,
-            gpu_memory_utilization=args.gpu_memory_utilization,
-            topology=topo,
-            host=args.host,
-            base_port=base,
-            sysfs_root=args.sysfs_root,
+        plan = plan_for(
+            backend_args(
+                args.backend,
+                model=args.model,
+                models=json.loads(args.models) if args.models else None,
+                tp=args.tp,
+                replicas=args.replicas,
+                lb=args.lb,
+                vllm_cmd=args.vllm_cmd,
+                serve_args=extra,
+                urls=args.urls,
+                baseline=args.baseline,
+                smt=args.smt,
+                reserved_cpus=args.reserved_cpus,
+                kvcache_gib=args.kvcache_gib,
+                gpu_memory_utilization=args.gpu_memory_utilization,
+                topology=topo,
+                host=args.host,
+                base_port=base,
+                sysfs_root=args.sysfs_root,
+            )
         )
         if plan.use_nginx and not args.dry_run:
             try:

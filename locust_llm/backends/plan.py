@@ -1,6 +1,6 @@
 """Plans: which replicas to run, on which CPUs/GPUs, with which command and environment.
 
-`make_plan` is pure given a topology (tests inject fixture topologies); the only I/O is reading
+`plan_for` is pure given a topology (tests inject fixture topologies); the only I/O is reading
 this host's topology when none is given and probing free ports when none are fixed.
 
 Shapes:
@@ -28,231 +28,29 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from . import install as vllm_install
 from . import vllm
+from .args import BackendArgs
+from .deployment import Plan, Replica, Topology
 from .errors import BackendError
 from .gpu import GpuTopology, choose_groups, read_gpu_topology
-from .names import DEFAULT_LB, LB_METHODS
-from .names import STACK_BACKENDS as BACKENDS
-from .topology import CpuTopology, format_cpulist, read_cpu_topology
+from .placement import Slot, cpu_slots, free_ports
+from .topology import format_cpulist, read_cpu_topology
+
+__all__ = ["Plan", "Replica", "Topology", "make_plan", "plan_for"]
 
 DEFAULT_KV_FRACTION = 0.4  # of the node memory share; the rest holds weights and activations
-
-
-@dataclass
-class Topology:
-    """What a plan is computed from; `None` parts are read from this host when needed."""
-
-    cpu: CpuTopology | None = None
-    gpu: GpuTopology | None = None
-
-
-@dataclass
-class Replica:
-    """One server process (or one external URL). `pid`/`log_path` are set by `Stack.start`."""
-
-    name: str
-    model: str  # the served model name clients send
-    model_path: str  # the MODEL argument of `vllm serve`
-    host: str
-    port: int
-    argv: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-    tp: int = 1
-    numa_nodes: list[int] | None = None
-    omp_bind: str | None = None
-    gpus: list[int] | None = None
-    external_url: str | None = None
-    pid: int | None = None
-    log_path: Path | None = None
-
-    @property
-    def url(self) -> str:
-        return self.external_url or f"http://{self.host}:{self.port}"
-
-    @property
-    def metrics_url(self) -> str:
-        return self.url + "/metrics"
-
-    @property
-    def address(self) -> str:
-        """host:port as nginx's `server` line and `$upstream_addr` write it."""
-        return f"{self.host}:{self.port}"
-
-    @property
-    def launched(self) -> bool:
-        return self.external_url is None
-
-    def shell_line(self, api_key: str | None = None) -> str:
-        """The command as `Stack` runs it; the key goes in `VLLM_API_KEY` (masked), as there."""
-        env = {**self.env, "VLLM_API_KEY": api_key} if api_key else self.env
-        return vllm.shell_line(self.argv, env)
-
-
-@dataclass
-class Plan:
-    backend: str
-    lb: str
-    replicas: list[Replica]
-    listen_host: str = "127.0.0.1"
-    nginx_port: int | None = None
-    use_nginx: bool = False
-    needs_numactl: bool = False
-    topology_summary: str = ""
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def models(self) -> list[str]:
-        return list(dict.fromkeys(r.model for r in self.replicas))
-
-    @property
-    def url(self) -> str:
-        if self.use_nginx:
-            return f"http://{self.listen_host}:{self.nginx_port}"
-        return self.replicas[0].url
-
-    def commands(self, api_key: str | None = None) -> list[str]:
-        return [r.shell_line(api_key) for r in self.replicas if r.launched]
-
-    def describe(self, api_key: str | None = None) -> str:
-        """Human-readable plan plus the exact shell commands (secrets masked)."""
-        lines = [
-            f"backend: {self.backend}   models: {', '.join(self.models)}   "
-            f"replicas: {len(self.replicas)}   lb: {self.lb}",
-        ]
-        if self.topology_summary:
-            lines.append(f"topology: {self.topology_summary}")
-        lines.append(
-            f"entry: {self.url}" + ("  (nginx)" if self.use_nginx else "  (direct, no nginx)")
-        )
-        lines.append("")
-        for r in self.replicas:
-            where = []
-            if r.numa_nodes is not None:
-                where.append(f"numa {format_cpulist(r.numa_nodes)}")
-            if r.omp_bind:
-                n = sum(len(_expand(part)) for part in r.omp_bind.split("|"))
-                where.append(f"omp {r.omp_bind} ({n} threads)")
-            if r.gpus is not None:
-                where.append(f"gpus {','.join(map(str, r.gpus))}")
-            if r.tp != 1:
-                where.append(f"tp {r.tp}")
-            lines.append(f"  {r.name:<16} {r.model:<24} {r.url:<24} {'  '.join(where)}")
-        for note in self.notes:
-            lines.append(f"note: {note}")
-        lines += ["", "# commands, one per replica, as the run starts them"]
-        if api_key:
-            lines.append("# (the key is masked: export VLLM_API_KEY in their environment)")
-        lines += self.commands(api_key)
-        if self.use_nginx:
-            lines.append(
-                "nginx -p RUN_DIR -c RUN_DIR/nginx.conf -e stderr -g 'daemon off;'"
-                "   # needs RUN_DIR/nginx.conf"
-            )
-        lines.append("# `locust-llm plan ... --write DIR` writes DIR/run.sh and the nginx config")
-        return "\n".join(lines)
-
-
-def _expand(text: str) -> list[int]:
-    from .topology import parse_cpulist
-
-    return parse_cpulist(text)
-
-
-def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
-    """`n` distinct ports that were free on `host` a moment ago (held open together)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _slug(name: str) -> str:
     base = name.rstrip("/").split("/")[-1].lower()
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in base) or "model"
-
-
-@dataclass
-class _Slot:
-    """The resources of one replica, before its command is built."""
-
-    numa_nodes: list[int] | None = None
-    physcpubind: list[int] | None = None
-    omp_lists: list[list[int]] | None = None
-    mem_kib: int = 0
-    gpus: list[int] | None = None
-
-
-def cpu_slots(
-    topo: CpuTopology, count: int, tp: int = 1, smt: bool = False, reserved: int = 1
-) -> list[_Slot]:
-    """NUMA placement for `count` replicas of `tp` ranks each (one rank per node)."""
-    nodes = [n.id for n in topo.nodes]
-    groups = [nodes[i : i + tp] for i in range(0, len(nodes) - tp + 1, tp)]
-    if not groups:
-        raise BackendError(
-            f"tp={tp} on CPU puts one rank per NUMA node, but this host has {len(nodes)} "
-            "node(s): lower --tp."
-        )
-
-    def cores_of(cores: list[int]) -> list[int]:
-        if smt:
-            return sorted(c for core in cores for c in topo.siblings(core))
-        return cores
-
-    def omp(cores: list[int]) -> list[int]:
-        keep = cores[: max(1, len(cores) - reserved)] if reserved > 0 else cores
-        return cores_of(keep)
-
-    slots: list[_Slot] = []
-    if count <= len(groups):
-        for g in groups[:count]:
-            slots.append(
-                _Slot(
-                    numa_nodes=g,
-                    omp_lists=[omp(topo.physical_cores(n)) for n in g],
-                    mem_kib=sum(topo.node(n).mem_kib for n in g),
-                )
-            )
-        return slots
-    if tp != 1 or count % len(nodes):
-        raise BackendError(
-            f"cannot place {count} replicas (tp={tp}) on {len(nodes)} NUMA node(s): use a "
-            f"multiple of {len(nodes)} replicas with tp=1, or at most {len(groups)}."
-        )
-    per = count // len(nodes)
-    for n in nodes:
-        cores = topo.physical_cores(n)
-        if len(cores) < per:
-            raise BackendError(
-                f"node {n} has {len(cores)} physical cores, fewer than {per} replicas per node."
-            )
-        size = len(cores) // per
-        for k in range(per):
-            chunk = cores[k * size : (k + 1) * size]
-            all_cpus = sorted(c for core in chunk for c in topo.siblings(core))
-            slots.append(
-                _Slot(
-                    numa_nodes=[n],
-                    physcpubind=all_cpus,
-                    omp_lists=[omp(chunk)],
-                    mem_kib=topo.node(n).mem_kib // per,
-                )
-            )
-    return slots
 
 
 def _norm_models(
@@ -278,38 +76,18 @@ def _norm_models(
     return [{"name": model, "model": model, "replicas": replicas, "tp": tp, "serve_args": []}]
 
 
-def make_plan(
-    backend: str = "emulator",
-    model: str | None = None,
-    tp: int = 1,
-    replicas: int | None = None,
-    lb: str = DEFAULT_LB,
-    vllm_cmd: str | Sequence[str] | None = None,
-    serve_args: Sequence[str] = (),
-    models: Sequence[dict] | None = None,
-    urls: Sequence[str] | None = None,
-    baseline: bool = False,
-    smt: bool = False,
-    reserved_cpus: int = 1,
-    kvcache_gib: int | None = None,
-    gpu_memory_utilization: float = 0.92,
-    topology: Topology | None = None,
-    host: str = "127.0.0.1",
-    base_port: int | None = None,
-    nginx_port: int | None = None,
-    listen_host: str = "127.0.0.1",
-    use_nginx: bool | None = None,
-    sysfs_root: str | os.PathLike = "/sys",
-    installed: vllm_install.VllmInstall | None | bool = True,
-) -> Plan:
-    """Compute the deployment. `base_port` fixes ports (nginx at base_port, replicas after it);
-    otherwise free ports are probed on `host`. `installed`: the vLLM to launch for cpu/gpu
-    without `vllm_cmd` (True: find it on this host; None: none installed)."""
-    if backend not in BACKENDS:
-        raise BackendError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}.")
-    if lb not in LB_METHODS:
-        raise BackendError(f"unknown lb {lb!r}: choose one of {', '.join(LB_METHODS)}.")
-    topology = topology or Topology()
+def make_plan(backend: str = "emulator", model: str | None = None, **options: Any) -> Plan:
+    """The plan for :class:`BackendArgs` given as keywords (scripts and tests)."""
+    return plan_for(BackendArgs(backend, model, **options))
+
+
+def plan_for(a: BackendArgs) -> Plan:
+    """Compute the deployment: pure given ``a.topology`` and ``a.base_port``."""
+    backend, model, tp, lb = a.backend, a.model, a.tp, a.lb
+    models, urls, vllm_cmd, serve_args = a.models, a.urls, a.vllm_cmd, a.serve_args
+    host, listen_host, base_port, nginx_port = a.host, a.listen_host, a.base_port, a.nginx_port
+    use_nginx, installed, reserved_cpus = a.use_nginx, a.installed, a.reserved_cpus
+    topology = a.topology or Topology()
     notes: list[str] = []
     summary = ""
 
@@ -344,7 +122,7 @@ def make_plan(
             backend, lb, reps, listen_host, port if nginx else None, nginx, False, "external"
         )
 
-    entries = _norm_models(model, replicas, models, tp)
+    entries = _norm_models(model, a.replicas, models, tp)
     multi = len(entries) > 1
     if backend == "emulator":
         exe = vllm.split_cmd(vllm_cmd, vllm.emulator_cmd())
@@ -363,9 +141,9 @@ def make_plan(
             installed = None
 
     # resources per entry, in order
-    slot_lists: list[list[_Slot]] = []
+    slot_lists: list[list[Slot]] = []
     if backend == "cpu":
-        cpu = topology.cpu or read_cpu_topology(sysfs_root)
+        cpu = topology.cpu or read_cpu_topology(a.sysfs_root)
         ncores = sum(len(cpu.physical_cores(n.id)) for n in cpu.nodes)
         summary = (
             f"{len(cpu.nodes)} NUMA node(s), {ncores} physical cores, {len(cpu.cpus)} CPUs, "
@@ -374,11 +152,11 @@ def make_plan(
         tps = {e["tp"] for e in entries}
         if len(tps) > 1:
             raise BackendError("cpu plans need the same tp for every model.")
-        if baseline:
+        if a.baseline:
             if multi or any((e["replicas"] or 1) != 1 for e in entries) or tp != 1:
                 raise BackendError("baseline is one unbound replica: drop --replicas/--tp/models.")
             mem = sum(n.mem_kib for n in cpu.nodes)
-            slot_lists = [[_Slot(mem_kib=mem)]]
+            slot_lists = [[Slot(mem_kib=mem)]]
             notes.append(
                 "baseline: no numactl and no VLLM_CPU_OMP_THREADS_BIND, i.e. plain `vllm serve` "
                 "(vLLM's `auto` binding)"
@@ -386,7 +164,7 @@ def make_plan(
         else:
             per_node_default = len(cpu.nodes) // tps.pop()
             counts = [e["replicas"] or (1 if multi else per_node_default) for e in entries]
-            slots = cpu_slots(cpu, sum(counts), entries[0]["tp"], smt, reserved_cpus)
+            slots = cpu_slots(cpu, sum(counts), entries[0]["tp"], a.smt, reserved_cpus)
             i = 0
             for c in counts:
                 slot_lists.append(slots[i : i + c])
@@ -402,13 +180,13 @@ def make_plan(
         for e in entries:
             want = e["replicas"] if (e["replicas"] or not multi) else 1
             groups = choose_groups(remaining, e["tp"], want)
-            slot_lists.append([_Slot(gpus=g) for g in groups])
+            slot_lists.append([Slot(gpus=g) for g in groups])
             used = {x for g in groups for x in g}
             remaining = GpuTopology(
                 tuple(g for g in remaining.gpus if g.index not in used), remaining.links
             )
     else:  # emulator
-        slot_lists = [[_Slot() for _ in range(e["replicas"] or 1)] for e in entries]
+        slot_lists = [[Slot() for _ in range(e["replicas"] or 1)] for e in entries]
 
     total = sum(len(s) for s in slot_lists)
     nginx = use_nginx if use_nginx is not None else (total > 1 or multi)
@@ -445,7 +223,7 @@ def make_plan(
                 env["HF_HUB_OFFLINE"] = "1"  # a local folder: never ask the hub
             if backend == "cpu":
                 dtype = "bfloat16"
-                kv = kvcache_gib
+                kv = a.kvcache_gib
                 if kv is None and os.environ.get("VLLM_CPU_KVCACHE_SPACE", "").isdigit():
                     kv = int(os.environ["VLLM_CPU_KVCACHE_SPACE"])  # the user's own setting wins
                 if kv is None:
@@ -469,7 +247,7 @@ def make_plan(
             elif backend == "gpu":
                 env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, slot.gpus or []))
-                gmu = gpu_memory_utilization
+                gmu = a.gpu_memory_utilization
             extra = [*serve_args, *e["serve_args"]]
             if dtype and any(a == "--dtype" or a.startswith("--dtype=") for a in extra):
                 dtype = None

@@ -14,8 +14,8 @@ import shlex
 from pathlib import Path
 
 from . import nginx as nginx_mod
+from .deployment import Plan
 from .errors import BackendError
-from .plan import Plan
 from .vllm import SECRET_ENV, SECRET_FLAGS
 
 __all__ = ["render_script", "render_nginx_conf"]

@@ -27,10 +27,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import nginx as nginx_mod
+from .deployment import Plan, Replica
 from .errors import BackendError
 from .install import INSTALL_HINT, check_model
 from .logcheck import start_failure
-from .plan import Plan, Replica
 from .process import port_in_use, spawn, stop_all, tail
 from .vllm import is_emulator
 

@@ -8,7 +8,6 @@ entities, so escaped text displays as typed and can never become markup.
 
 from __future__ import annotations
 
-import html
 import math
 from collections import defaultdict
 from typing import Any
@@ -22,6 +21,7 @@ from .load import Scenario
 from .stats import ecdf
 from .sweeps import Sweep
 from .tables import metric_column, no_data
+from .values import esc, num
 
 TEMPLATE = "plotly_white"
 # plotly's mode bar stands vertical at the right edge, so it never covers a (subplot) title
@@ -32,14 +32,6 @@ METRIC_TITLES = {
     "itl": "ITL (ms)",
     "e2el": "E2E latency (ms)",
 }
-
-
-def esc(s: Any) -> str:
-    return html.escape(str(s), quote=True)
-
-
-def _num(v: Any) -> float:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
 
 
 def sweep_figure(sweep: Sweep) -> go.Figure:
@@ -83,10 +75,10 @@ def sweep_figure(sweep: Sweep) -> go.Figure:
             col=1,
         )
         for stat, dash in (("p50", "solid"), ("p99", "dash")):
-            ys = [_num(s.summary.get(metric_column("ttft", stat))) for s in c.scenarios]
+            ys = [num(s.summary.get(metric_column("ttft", stat))) for s in c.scenarios]
             if stat == "p50":
                 ys = [
-                    y if np.isfinite(y) else _num(s.summary.get("median_ttft_ms"))
+                    y if np.isfinite(y) else num(s.summary.get("median_ttft_ms"))
                     for y, s in zip(ys, c.scenarios)
                 ]
             fig.add_trace(
@@ -173,11 +165,11 @@ def cdf_figure(scenarios: list[Scenario]) -> go.Figure | None:
 def scenario_t0(sc: Scenario) -> float:
     """Origin of a scenario's time axis: the summary's start time, else the earliest sample."""
     meta = sc.summary.get("meta") or {}
-    t0 = _num(meta.get("started_at")) if isinstance(meta, dict) else np.nan
+    t0 = num(meta.get("started_at")) if isinstance(meta, dict) else np.nan
     if np.isfinite(t0):
         return t0
-    cands = [_num(i.get("t")) for i in sc.summary.get("intervals") or []]
-    cands += [_num(s.get("t")) for s in sc.server]
+    cands = [num(i.get("t")) for i in sc.summary.get("intervals") or []]
+    cands += [num(s.get("t")) for s in sc.server]
     if len(sc.samples.t_start):
         cands.append(float(np.nanmin(sc.samples.t_start)))
     cands = [c for c in cands if np.isfinite(c)]
@@ -193,12 +185,12 @@ def timeseries_figure(sc: Scenario) -> go.Figure | None:
     t0 = scenario_t0(sc)
     rows: list[tuple[str, list[go.Scatter]]] = []
     iv = [i for i in sc.summary.get("intervals") or [] if isinstance(i, dict)]
-    ts = [_num(i.get("t")) - t0 for i in iv]
+    ts = [num(i.get("t")) - t0 for i in iv]
 
     def series(key: str) -> list[float]:
         # the run's first and last seconds are partial: a count there is not a rate
         rate = key in ("requests", "failed", "output_tokens")
-        return [math.nan if rate and i.get("partial") else _num(i.get(key)) for i in iv]
+        return [math.nan if rate and i.get("partial") else num(i.get(key)) for i in iv]
 
     if iv:
         rows.append(
@@ -232,26 +224,26 @@ def timeseries_figure(sc: Scenario) -> go.Figure | None:
             by_replica[str(s["replica"])].append(s)
     kv: list[go.Scatter] = []
     for rep, pts in sorted(by_replica.items()):
-        pts.sort(key=lambda s: _num(s.get("t")))
-        x = [_num(s.get("t")) - t0 for s in pts]
+        pts.sort(key=lambda s: num(s.get("t")))
+        x = [num(s.get("t")) - t0 for s in pts]
         model = pts[0].get("model")
         label = esc(rep if not model else f"{rep} ({model})")
         load.append(
             go.Scatter(
-                x=x, y=[_num(s.get("num_requests_running")) for s in pts], name=f"{label} running"
+                x=x, y=[num(s.get("num_requests_running")) for s in pts], name=f"{label} running"
             )
         )
         load.append(
             go.Scatter(
                 x=x,
-                y=[_num(s.get("num_requests_waiting")) for s in pts],
+                y=[num(s.get("num_requests_waiting")) for s in pts],
                 name=f"{label} waiting",
                 line={"dash": "dot"},
             )
         )
         kv.append(
             go.Scatter(
-                x=x, y=[100 * _num(s.get("kv_cache_usage_perc")) for s in pts], name=f"{label} KV %"
+                x=x, y=[100 * num(s.get("kv_cache_usage_perc")) for s in pts], name=f"{label} KV %"
             )
         )
     if load:
@@ -259,13 +251,13 @@ def timeseries_figure(sc: Scenario) -> go.Figure | None:
     if kv:
         rows.append(("KV cache %", kv))
     if nginx:
-        nginx.sort(key=lambda s: _num(s.get("t")))
-        x = [_num(s.get("t")) - t0 for s in nginx]
+        nginx.sort(key=lambda s: num(s.get("t")))
+        x = [num(s.get("t")) - t0 for s in nginx]
         rows.append(
             (
                 "nginx conns",
                 [
-                    go.Scatter(x=x, y=[_num(s["nginx"].get(k)) for s in nginx], name=f"nginx {k}")
+                    go.Scatter(x=x, y=[num(s["nginx"].get(k)) for s in nginx], name=f"nginx {k}")
                     for k in ("active", "writing", "waiting")
                 ],
             )
@@ -292,7 +284,7 @@ def timeseries_figure(sc: Scenario) -> go.Figure | None:
         if title == "per second":
             fig.update_yaxes(title_text="tok/s", row=r, col=1, secondary_y=True, rangemode="tozero")
     for ev in sc.events:
-        t = _num(ev.get("t"))
+        t = num(ev.get("t"))
         if not np.isfinite(t):
             continue
         text = esc(" ".join(str(ev.get(k)) for k in ("kind", "detail") if ev.get(k) is not None))

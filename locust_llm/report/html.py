@@ -10,7 +10,6 @@ servers:
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from typing import Any
@@ -22,6 +21,7 @@ from .compare import Comparison
 from .load import Scenario
 from .sweeps import Sweep
 from .tables import METRICS, STATS, metric_column
+from .values import esc
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 2rem 3rem;color:#222}
@@ -45,10 +45,6 @@ document.querySelectorAll('script.figure-data').forEach(function (el) {
 """
 
 LATENCY_NAMES = {"ttft": "TTFT", "tpot": "TPOT", "itl": "ITL", "e2el": "E2E"}
-
-
-def esc(s: Any) -> str:
-    return html.escape(str(s), quote=True)
 
 
 def script_json(obj: Any) -> str:

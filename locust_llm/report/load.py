@@ -104,10 +104,6 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _num(v: Any) -> float:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
-
-
 def _result(r: dict[str, Any]) -> LLMResult:
     """A record back as the LLMResult it was written from (the fields the metrics use)."""
     res = LLMResult(name=str(r.get("name") or ""))

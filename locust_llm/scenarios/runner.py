@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from locust_llm.backends.names import DEFAULT_LB
-
 from .scrape import Scraper, Target
 from .spec import ScenarioSpec
 
@@ -139,31 +137,27 @@ def needs_shim(spec: ScenarioSpec) -> bool:
 
 
 def make_plan_for(spec: ScenarioSpec) -> Any:
-    """The backend plan of a scenario (locust_llm.backends.make_plan's arguments)."""
-    from locust_llm.backends import make_plan
+    """The backend plan of a scenario."""
+    from locust_llm.backends import backend_args, plan_for
 
     p = spec.params
     serve = list(p.get("serve_args") or [])
     if p["backend"] == "emulator":
         serve += list(p.get("emulator_args") or [])
-    kw: dict[str, Any] = {
-        "backend": p["backend"],
-        "tp": int(p.get("tp") or 1),
-        "replicas": p.get("replicas"),
-        "lb": p.get("lb") or DEFAULT_LB,
-        "serve_args": serve,
-    }
-    if p.get("models"):
-        kw["models"] = p["models"]
-    else:
-        kw["model"] = p.get("model")
-    if p.get("vllm_cmd"):
-        kw["vllm_cmd"] = p["vllm_cmd"]
-    if p.get("urls"):
-        kw["urls"] = p["urls"]
-    if p.get("baseline") and p["backend"] == "cpu":
-        kw["baseline"] = True
-    return make_plan(**kw)
+    return plan_for(
+        backend_args(
+            p["backend"],
+            model=p.get("model"),
+            models=p.get("models"),
+            tp=p.get("tp"),
+            replicas=p.get("replicas"),
+            lb=p.get("lb"),
+            vllm_cmd=p.get("vllm_cmd"),
+            serve_args=serve,
+            urls=p.get("urls"),
+            baseline=bool(p.get("baseline")),
+        )
+    )
 
 
 def is_done(d: Path, spec: ScenarioSpec) -> bool:

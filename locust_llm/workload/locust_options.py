@@ -1,10 +1,9 @@
-"""Locust glue for the workload: ``--llm-*`` workload options and per-process helpers.
+"""Locust glue for the workload: per-process prompt sources and the open-loop split.
 
-Why here and not in ``plugin.py``: these options only matter to the workload locustfiles
-(``locustfiles/rate.py``, ``multiturn.py``, ``sweep.py``); a locustfile that imports this
-module gets them. Everything else in ``locust_llm.workload`` stays Locust-free; this is
-the one module that imports Locust. Names avoid the plugin's (``--llm-model``,
-``--llm-max-tokens``, ``--llm-prompt-tokens``, ``--llm-warmup``, ...).
+The workload's ``--llm-*`` options are registered with all the others by
+``locust_llm.options``; :func:`register` makes sure a locustfile that imports only this module
+gets them. Everything else in ``locust_llm.workload`` stays Locust-free; this is the one
+module that imports Locust.
 
 Open-loop split across processes: the master sends every worker a ``llm_rate_split``
 message at test start with its index, the worker count and a shared start time (epoch,
@@ -21,16 +20,16 @@ from typing import Any
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
-from .arrivals import PROCESSES
+from locust_llm.options import LLMOptions
+
 from .conversation import ConversationSource
 from .datasets import load_dataset
-from .distributions import SpecError, parse_length, parse_seconds
+from .distributions import SpecError
 from .mix import parse_model_mix
 from .synthetic import SharedPrefixes, SyntheticPrompts
 from .tokens import load_tokenizer
 
 __all__ = [
-    "add_workload_arguments",
     "split_info",
     "prompt_source",
     "conversation_source",
@@ -38,113 +37,6 @@ __all__ = [
 ]
 
 SPLIT_MESSAGE = "llm_rate_split"
-
-
-def _spec(parse):
-    import argparse
-
-    def check(text: str) -> str:
-        try:
-            parse(text)
-        except SpecError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-        return text
-
-    return check
-
-
-def add_workload_arguments(parser: Any) -> None:
-    """The workload options; only those a new test from the web form can change are in it
-    (the rest, such as the dataset, are read once when the locustfile starts)."""
-    if "--llm-rate" in getattr(parser, "_option_string_actions", {}):
-        return  # already on this parser (the --help hook, then the locustfile)
-
-    def a(*args: Any, include_in_web_ui: bool = False, **kw: Any) -> Any:
-        return parser.add_argument(*args, include_in_web_ui=include_in_web_ui, **kw)
-
-    a(
-        "--llm-rate",
-        type=float,
-        default=0.0,
-        include_in_web_ui=True,
-        help="Open loop: total requests/s (rate.py)",
-    )
-    a(
-        "--llm-arrival",
-        choices=PROCESSES,
-        default="poisson",
-        include_in_web_ui=True,
-        help="Open-loop arrival process",
-    )
-    a(
-        "--llm-burstiness",
-        type=float,
-        default=1.0,
-        include_in_web_ui=True,
-        help="Gamma arrivals: shape (1 = Poisson, <1 burstier; CV = 1/sqrt(b))",
-    )
-    a(
-        "--llm-max-inflight",
-        type=int,
-        default=0,
-        include_in_web_ui=True,
-        help="Open loop: cap on requests in flight over the whole run (0: the number of users)",
-    )
-    a(
-        "--llm-seed",
-        type=int,
-        default=0,
-        help="Seed for prompts, lengths, arrivals and model choice",
-    )
-    a(
-        "--llm-prompt-dist",
-        type=_spec(parse_length),
-        default=None,
-        include_in_web_ui=True,
-        help="Prompt length distribution, e.g. uniform:64:256, normal:128:32, lognormal:mean=128,sigma=0.5",
-    )
-    a(
-        "--llm-output-dist",
-        type=_spec(parse_length),
-        default=None,
-        include_in_web_ui=True,
-        help="Output length (max_tokens) distribution; default --llm-max-tokens",
-    )
-    a(
-        "--llm-dataset",
-        default=None,
-        help="Local dataset file: ShareGPT .json, .jsonl (prompt/messages), or text lines",
-    )
-    a("--llm-dataset-format", default="auto", help="auto | sharegpt | jsonl | text")
-    if "--llm-tokenizer" not in getattr(parser, "_option_string_actions", {}):  # the plugin's
-        a(
-            "--llm-tokenizer",
-            default=None,
-            help="Local tokenizer.json (or folder) for exact prompt lengths",
-        )
-    a("--llm-prefix-groups", type=int, default=0, help="Shared-prefix groups (0: none)")
-    a("--llm-prefix-tokens", type=int, default=0, help="Tokens per shared prefix")
-    a("--llm-model-mix", default=None, help="Weighted models per request, e.g. llama=2,qwen=1")
-    a(
-        "--llm-turns",
-        type=_spec(parse_length),
-        default="3",
-        help="Multi-turn: turns per synthetic conversation",
-    )
-    a(
-        "--llm-think-time",
-        type=_spec(parse_seconds),
-        default="0",
-        help="Multi-turn: seconds between turns",
-    )
-    a("--llm-sweep-users", default="1,2,4,8", help="Sweep: users per step (sweep.py)")
-    a("--llm-sweep-hold", type=float, default=30.0, help="Sweep: measured seconds per step")
-    a(
-        "--llm-sweep-warmup",
-        type=float,
-        default=0.0,
-        help="Sweep: warm-up seconds per step (excluded)",
-    )
 
 
 _REGISTERED = False
@@ -156,9 +48,9 @@ def register() -> None:
     if _REGISTERED:
         return
     _REGISTERED = True
-    events.init_command_line_parser.add_listener(
-        lambda parser, **_kw: add_workload_arguments(parser)
-    )
+    from locust_llm.options import add_arguments
+
+    events.init_command_line_parser.add_listener(lambda parser, **_kw: add_arguments(parser))
     events.init.add_listener(_on_init)
     events.test_start.add_listener(_on_test_start)
     from locust_llm.preflight import add_option_check
@@ -193,14 +85,13 @@ def check_workload_options(opts: Any) -> None:
 
     if opts is None:
         return
-    dataset = getattr(opts, "llm_dataset", None)
+    o = LLMOptions.of(opts)
     try:
-        if dataset:
-            _dataset(dataset, getattr(opts, "llm_dataset_format", "auto") or "auto")
-        load_tokenizer(getattr(opts, "llm_tokenizer", None))
-        spec = getattr(opts, "llm_model_mix", None)
-        if spec:
-            parse_model_mix(spec)
+        if o.dataset:
+            _dataset(o.dataset, o.dataset_format)
+        load_tokenizer(o.tokenizer)
+        if o.model_mix:
+            parse_model_mix(o.model_mix)
     except DatasetError as e:
         raise PreflightError(f"--llm-dataset {e}") from None
     except (SpecError, ValueError, OSError) as e:
@@ -241,7 +132,7 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
 
 def inflight_share(environment: Any, users_here: int) -> int:
     """This process's share of ``--llm-max-inflight`` (0 -> its user count)."""
-    cap = getattr(environment.parsed_options, "llm_max_inflight", 0) or 0
+    cap = LLMOptions.of(environment.parsed_options).max_inflight
     if cap <= 0:
         return max(1, users_here)
     _, count, _ = split_info()
@@ -249,58 +140,44 @@ def inflight_share(environment: Any, users_here: int) -> int:
 
 
 # -- prompt sources ---------------------------------------------------------------------
-def _opt(environment: Any, name: str, default: Any = None) -> Any:
-    opts = environment.parsed_options
-    return getattr(opts, name, default) if opts is not None else default
-
-
 def prompt_source(environment: Any):
     """An iterator of ``Prompt`` s from the options: dataset, else synthetic lengths."""
-    seed = _opt(environment, "llm_seed", 0) or 0
+    o = LLMOptions.of(environment.parsed_options)
     index, _, _ = split_info()
-    tokenizer = load_tokenizer(_opt(environment, "llm_tokenizer"))
-    dataset = _opt(environment, "llm_dataset")
-    if dataset:
-        ds = _dataset(dataset, _opt(environment, "llm_dataset_format", "auto") or "auto")
-        return ds.prompts(seed=seed + index, tokenizer=tokenizer)
-    groups = _opt(environment, "llm_prefix_groups", 0) or 0
+    tokenizer = load_tokenizer(o.tokenizer)
+    if o.dataset:
+        ds = _dataset(o.dataset, o.dataset_format)
+        return ds.prompts(seed=o.seed + index, tokenizer=tokenizer)
     prefixes = None
-    if groups > 0:
-        tokens = _opt(environment, "llm_prefix_tokens", 0) or 0
-        prefixes = SharedPrefixes(groups, max(1, tokens), seed=seed, tokenizer=tokenizer)
-    prompt = (
-        _opt(environment, "llm_prompt_dist") or _opt(environment, "llm_prompt_tokens", 128) or 128
-    )
-    output = _opt(environment, "llm_output_dist") or _opt(environment, "llm_max_tokens", 128)
+    if o.prefix_groups > 0:
+        prefixes = SharedPrefixes(
+            o.prefix_groups, max(1, o.prefix_tokens), seed=o.seed, tokenizer=tokenizer
+        )
     return iter(
         SyntheticPrompts(
-            prompt, output, seed=seed * 1000 + index, tokenizer=tokenizer, prefixes=prefixes
+            o.prompt_dist or o.prompt_tokens,
+            o.output_dist or o.max_tokens,
+            seed=o.seed * 1000 + index,
+            tokenizer=tokenizer,
+            prefixes=prefixes,
         )
     )
 
 
 def conversation_source(environment: Any) -> ConversationSource:
-    seed = _opt(environment, "llm_seed", 0) or 0
+    o = LLMOptions.of(environment.parsed_options)
     index, _, _ = split_info()
-    dataset = _opt(environment, "llm_dataset")
-    ds = (
-        _dataset(dataset, _opt(environment, "llm_dataset_format", "auto") or "auto")
-        if dataset
-        else None
-    )
     return ConversationSource(
-        dataset=ds,
-        turns=_opt(environment, "llm_turns", "3") or "3",
-        prompt_tokens=_opt(environment, "llm_prompt_dist")
-        or _opt(environment, "llm_prompt_tokens", 128)
-        or 128,
-        max_tokens=_opt(environment, "llm_output_dist") or _opt(environment, "llm_max_tokens", 128),
-        think_time=_opt(environment, "llm_think_time", "0") or "0",
-        seed=seed * 1000 + index,
-        tokenizer=load_tokenizer(_opt(environment, "llm_tokenizer")),
+        dataset=_dataset(o.dataset, o.dataset_format) if o.dataset else None,
+        turns=o.turns,
+        prompt_tokens=o.prompt_dist or o.prompt_tokens,
+        max_tokens=o.output_dist or o.max_tokens,
+        think_time=o.think_time,
+        seed=o.seed * 1000 + index,
+        tokenizer=load_tokenizer(o.tokenizer),
     )
 
 
 def model_mix(environment: Any):
-    spec = _opt(environment, "llm_model_mix")
+    spec = LLMOptions.of(environment.parsed_options).model_mix
     return parse_model_mix(spec) if spec else None

@@ -1,0 +1,203 @@
+"""One wall-clock second of LLM metrics: its sketches, counters and event slots.
+
+A :class:`Window` is the unit a worker ships and the master merges, so it holds only what
+merges exactly (sketches, sums, maxima, slot counts) and serializes to plain JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from typing import Any
+
+from locust_llm.metrics.distribution import Distribution
+
+__all__ = ["Window", "LATENCY_METRICS", "FULL_RESOLUTION_S", "EVENT_CAP", "SLOTS"]
+
+# sketch name -> what it holds (all in milliseconds)
+LATENCY_METRICS = (
+    "ttft",
+    "ttft_content",
+    "tpot",
+    "itl",
+    "e2el",
+    "queue_time",
+    # time to the first non-reasoning output (text or tool call)
+    "ttfot",
+    # continuous usage stats only: each later chunk's gap spread over the tokens it carried
+    "itl_token",
+    # client health (kernel timestamps): how late the client parsed a token after the kernel
+    # received it, and how long after t0 the request was handed to the kernel
+    "read_lateness",
+    "send_lateness",
+)
+
+FULL_RESOLUTION_S = 120  # seconds kept with full sketches; older ones are compacted
+
+_COUNTERS = (
+    "completed",
+    "failed",
+    "aborted",
+    "good",
+    "input_tokens",
+    "output_tokens",
+    "inflight_max",
+    "inflight_last",  # requests in flight after this second's last start or finish
+    # requested max_tokens vs what was generated, for requests that asked for a length
+    "requested_tokens",
+    "requested_output",
+    # kernel-timestamp health counts (tokens of successful requests)
+    "stamped_tokens",
+    "own_stamps",
+    "shared_tokens",
+    "first_shared",
+    "stamp_fallbacks",
+    "itl_excluded",
+    # error events after token chunks (such requests count as completed, as in vLLM)
+    "midstream_errors",
+    # usage details: prefix-cache hits over the prompt tokens of requests that reported them
+    "cached_tokens",
+    "cached_prompt_tokens",
+    "reasoning_tokens",
+    # completed requests by where their output token count came from
+    "src_usage",
+    "src_tokenizer",
+    "src_chunks",
+    # continuous usage stats: token-carrying chunks and their tokens
+    "usage_chunks",
+    "usage_chunk_tokens",
+)
+
+
+# Chunk arrival times kept exactly per run (8 bytes each, plus 16 per successful request) for
+# vLLM's peak fields; past this the millisecond slots below stand in (off by a chunk or a
+# request at a bucket edge, at most)
+EVENT_CAP = 1_000_000
+
+# Event counts by time slot (an int of epoch × scale), summed exactly across processes:
+# name -> (wire key, slots per second, what it counts)
+SLOTS = {
+    # output tokens (usage counts spread over the chunks) by arrival: charts, token-based peak
+    "tokens_arrived": ("ta", 10, "output tokens by the 100 ms they arrived in"),
+    # token chunks by arrival, one each as vLLM counts them for max_output_tokens_per_s
+    "chunks_ms": ("ch", 1000, "token chunks by the millisecond they arrived in"),
+    # successful requests by the millisecond they started and ended (vLLM's active span)
+    "starts_ms": ("st", 1000, "successful requests by the millisecond they started"),
+    "ends_ms": ("en", 1000, "successful requests by the millisecond of their last chunk"),
+}
+
+
+class Window:
+    """Everything measured for requests that finished in one wall-clock second."""
+
+    __slots__ = (
+        *SLOTS,
+        "chunk_times",
+        "spans",
+        "sketches",
+        "first_start",
+        "first_ok",
+        "last_end",
+        "errors",
+        "error_examples",
+        *_COUNTERS,
+    )
+
+    def __init__(
+        self, sketch_only: frozenset[str] | set[str] = frozenset(), exact_events: bool = True
+    ) -> None:
+        self.sketches = {m: Distribution(m not in sketch_only) for m in LATENCY_METRICS}
+        self.first_start = math.inf
+        self.first_ok = math.inf  # first start of a successful request (vLLM's bucket origin)
+        self.last_end = -math.inf
+        for name in SLOTS:
+            setattr(self, name, {})
+        # exact event times of successful requests while the run can afford them (vLLM's
+        # peaks are 1 s buckets counted from a float origin: millisecond slots straddle the
+        # bucket edges); None once the collector has dropped them
+        self.chunk_times: array | None = None if exact_events is False else array("d")
+        self.spans: array | None = None if exact_events is False else array("d")
+        self.errors: dict[str, int] = {}  # by stable key (the message when it has none)
+        self.error_examples: dict[str, str] = {}  # one message per key
+        for c in _COUNTERS:
+            setattr(self, c, 0)
+
+    def row(self, sec: int) -> dict[str, Any]:
+        """This second's chart row (output tokens are filled in by the collector). Latency
+        of a second in which no request finished is None: no data, not 0 ms."""
+        t, i = self.sketches["ttft"], self.sketches["itl"]
+        ttft = t.quantiles([0.5, 0.95]) if t.count else [None, None]
+        itl = i.quantiles([0.5, 0.99]) if i.count else [None, None]
+        return {
+            "t": sec,
+            "requests": self.completed,
+            "failed": self.failed,
+            "aborted": self.aborted,
+            "output_tokens": 0,
+            "input_tokens": self.input_tokens,
+            "in_flight": self.inflight_max,
+            "in_flight_last": self.inflight_last,
+            "ttft_p50_ms": ttft[0],
+            "ttft_p95_ms": ttft[1],
+            "itl_p50_ms": itl[0],
+            "itl_p99_ms": itl[1],
+        }
+
+    def merge(self, other: Window, slots: bool = True) -> None:
+        for m, h in other.sketches.items():
+            self.sketches[m].merge(h)
+        self.first_start = min(self.first_start, other.first_start)
+        self.first_ok = min(self.first_ok, other.first_ok)
+        self.last_end = max(self.last_end, other.last_end)
+        for name in SLOTS if slots else ():
+            mine = getattr(self, name)
+            for s, n in getattr(other, name).items():
+                mine[s] = mine.get(s, 0) + n
+        if slots:
+            for name in ("chunk_times", "spans"):
+                mine, theirs = getattr(self, name), getattr(other, name)
+                if mine is not None:
+                    if theirs is None:
+                        setattr(self, name, None)  # part of the run is inexact: so is the whole
+                    else:
+                        mine.extend(theirs)
+        for e, n in other.errors.items():
+            self.errors[e] = self.errors.get(e, 0) + n
+        for e, m in other.error_examples.items():
+            self.error_examples.setdefault(e, m)
+        for c in _COUNTERS:
+            # in-flight maxima of different processes overlap in time: their sum bounds the peak
+            setattr(self, c, getattr(self, c) + getattr(other, c))
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {c: getattr(self, c) for c in _COUNTERS}
+        d["sk"] = {m: h.to_dict() for m, h in self.sketches.items() if h.count}
+        d["fs"] = self.first_start if self.first_start != math.inf else None
+        d["le"] = self.last_end if self.last_end != -math.inf else None
+        d["fo"] = self.first_ok if self.first_ok != math.inf else None
+        for name, (key, _, _) in SLOTS.items():
+            d[key] = [[s, n] for s, n in getattr(self, name).items()]
+        d["ct"] = self.chunk_times.tolist() if self.chunk_times is not None else None
+        d["sp"] = self.spans.tolist() if self.spans is not None else None
+        d["er"] = self.errors
+        d["ex"] = self.error_examples
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Window:
+        w = cls()
+        for c in _COUNTERS:
+            setattr(w, c, d.get(c, 0))
+        for m, h in d.get("sk", {}).items():
+            w.sketches[m] = Distribution.from_dict(h)
+        w.first_start = d["fs"] if d.get("fs") is not None else math.inf
+        w.last_end = d["le"] if d.get("le") is not None else -math.inf
+        w.first_ok = d["fo"] if d.get("fo") is not None else math.inf
+        for name, (key, _, _) in SLOTS.items():
+            setattr(w, name, {int(s): n for s, n in d.get(key, [])})
+        for name, key in (("chunk_times", "ct"), ("spans", "sp")):
+            v = d.get(key)
+            setattr(w, name, array("d", v) if v is not None else None)
+        w.errors = dict(d.get("er", {}))
+        w.error_examples = dict(d.get("ex", {}))
+        return w
