@@ -80,6 +80,7 @@ def bind(env: Any, rt: LLMRuntime) -> None:
         rt.peak_users = 0
         rt.spawned_at = rt.stopped_at = None
         rt.cpu_start = time.process_time()
+        _live_saturation(env, rt)
         if not isinstance(env.runner, WorkerRunner) and not getattr(env, "shape_class", None):
             import logging
 
@@ -92,6 +93,8 @@ def bind(env: Any, rt: LLMRuntime) -> None:
     def on_test_stop(environment: Any = None, **_kw: Any) -> None:
         if (environment is None or environment is env) and rt.stopped_at is None:
             rt.stopped_at = time.time()
+            if rt.live_saturation is not None:
+                rt.live_saturation.stop()
 
     def on_reset_stats(**_kw: Any) -> None:
         rt.restart(at=time.time())
@@ -132,6 +135,17 @@ def bind(env: Any, rt: LLMRuntime) -> None:
     ev.reset_stats.add_listener(on_reset_stats)
     ev.spawning_complete.add_listener(on_spawning_complete)
     ev.quitting.add_listener(on_quitting)
+
+
+def _live_saturation(env: Any, rt: LLMRuntime) -> None:
+    """(Re)start the once-a-second saturation check where the merged metrics are."""
+    if rt.live_saturation is not None:
+        rt.live_saturation.stop()
+        rt.live_saturation = None
+    if not isinstance(env.runner, WorkerRunner):
+        from locust_llm.metrics.live_saturation import start_for
+
+        rt.live_saturation = start_for(env, rt)
 
 
 @events.init_command_line_parser.add_listener

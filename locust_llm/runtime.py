@@ -74,6 +74,7 @@ class LLMRuntime:
         self.gpu_sampler: Any = None  # locust_llm.telemetry.launch.Sampler
         self.spawned_at: float | None = None  # epoch: load fully spawned (saturation window)
         self.stopped_at: float | None = None  # epoch: users told to stop (drain left out)
+        self.live_saturation: Any = None  # locust_llm.metrics.live_saturation.LiveSaturation
 
     def configure(self) -> None:
         """(Re)read the ``--llm-*`` options: at init, and on workers again at test start,
@@ -217,6 +218,8 @@ class LLMRuntime:
                 self.collector, meta=self.meta(), include_intervals=False, include_histograms=False
             )
             s["slo"] = evaluate(self.slos, s)
+            if self.live_saturation is not None:
+                s["saturation"] = self.live_saturation.to_json()
             return s
         s = summarize(self.collector, meta=self.meta())
         s["meta"].update(self.load(s["total_requests"], s.get("started_at")))

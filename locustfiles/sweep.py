@@ -70,13 +70,32 @@ def _on_quit(environment, **_kw):
 
 
 class SweepShape(LoadTestShape):
+    """Steps up the levels; once the run is saturated (noticed live), no higher level runs:
+    a queue that grows without bound only grows faster with more users."""
+
     _sweep: StepSweep | None = None
+    _saturated_users: int | None = None
 
     def tick(self):
+        env = self.runner.environment
         if self._sweep is None:
-            self._sweep = _sweep(self.runner.environment)
+            self._sweep = _sweep(env)
         t = self._sweep.tick(self.get_run_time())
-        return None if t is None else t.locust()
+        if t is None:
+            return None
+        live = getattr(getattr(env, "llm", None), "live_saturation", None)
+        if live is not None and live.verdict is not None and self._saturated_users is None:
+            self._saturated_users = t.users
+        if self._saturated_users is not None and t.users > self._saturated_users:
+            log.warning(
+                "sweep stopped before %s: saturated at users=%d", t.label, self._saturated_users
+            )
+            now = time.time()
+            env.llm_phases = [p for p in getattr(env, "llm_phases", []) if p["start"] < now]
+            if env.llm_phases:
+                env.llm_phases[-1]["end"] = min(env.llm_phases[-1]["end"], now)
+            return None
+        return t.locust()
 
 
 class SweepUser(OpenAIChatUser):

@@ -92,6 +92,9 @@ def test_overloaded_emulator_is_detected_and_logged(tmp_path):
     sat = s["saturation"]
     assert sat["detected"], sat
     assert "SATURATED" in log and "queueing grows without bound" in log
+    # noticed while the run went (logged once), before the end-of-run verdict
+    assert log.count("SATURATED (live") == 1
+    assert log.index("SATURATED (live") < log.rindex("SATURATED")
 
 
 @pytest.mark.slow
