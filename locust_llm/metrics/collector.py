@@ -19,17 +19,9 @@ from typing import Any
 
 from locust_llm.metrics.distribution import EXACT_CAP
 from locust_llm.metrics.record import LLMResult
+from locust_llm.metrics.window import EVENT_CAP, FULL_RESOLUTION_S, LATENCY_METRICS, SLOTS, Window
 
-__all__ = ["Collector", "Window", "LATENCY_METRICS"]
-
-from locust_llm.metrics.window import (  # noqa: F401  (re-exported)
-    _COUNTERS,
-    EVENT_CAP,
-    FULL_RESOLUTION_S,
-    LATENCY_METRICS,
-    SLOTS,
-    Window,
-)
+__all__ = ["Collector", "Window", "LATENCY_METRICS", "EVENT_CAP", "SLOTS"]
 
 
 class Collector:
