@@ -26,7 +26,15 @@ MODEL_DIR = ROOT / "models" / "tiny-llama"
 MODEL = "tiny"
 API_KEY = "sk-vllm-test-key"
 MAX_MODEL_LEN = 512
-SERVE_ARGS = ["--max-model-len", str(MAX_MODEL_LEN), "--max-num-seqs", "32"]
+# eager mode: torch.compile of the model takes ~25 s of a ~50 s start on 2 cores and changes
+# nothing the tests look at (wire format, usage, metrics, errors)
+SERVE_ARGS = [
+    "--max-model-len",
+    str(MAX_MODEL_LEN),
+    "--max-num-seqs",
+    "32",
+    "--enforce-eager",
+]
 LOCUST = [sys.executable, "-m", "locust"]
 
 

@@ -26,7 +26,7 @@ def test_llm_backend_cpu_end_to_end(tmp_path):
     done = locust(
         ["-f", "locustfiles/chat.py", "--headless", "-u", "4", "-r", "4", "-t", "5s",
          "--llm-backend", "cpu", "--llm-model", str(MODEL_DIR), "--llm-max-tokens", "8",
-         "--llm-ignore-eos", "--llm-serve-args", "--max-model-len 512",
+         "--llm-ignore-eos", "--llm-serve-args", "--max-model-len 512 --enforce-eager",
          "--llm-run-dir", str(run_dir), "--llm-summary", str(tmp_path / "s.json"),
          "--loglevel", "INFO"],
         timeout=400, env={"VLLM_CPU_KVCACHE_SPACE": "1"},

@@ -14,7 +14,7 @@ import pytest
 from locust_llm.backends import BackendError, Stack
 from locust_llm.backends import stack as stack_mod
 
-from .conftest import cpu_plan, require_vllm
+from .conftest import SERVE_ARGS, cpu_plan, require_vllm
 
 
 def alive(pid: int) -> bool:
@@ -44,9 +44,9 @@ def group_alive(pgid: int) -> bool:
 
 def test_never_healthy_shows_the_log_tail_and_leaves_nothing(tmp_path):
     require_vllm()
-    plan = cpu_plan()
-    # long enough for vLLM to log its first lines (imports take ~10 s on 2 cores), far too
-    # short to load the model and warm up
+    # compiled (not eager): long enough for vLLM to log its first lines (imports take ~10 s
+    # on 2 cores), far too short to load the model and compile it
+    plan = cpu_plan(serve_args=[a for a in SERVE_ARGS if a != "--enforce-eager"])
     stack = Stack(plan, tmp_path / "run", ready_timeout=25, log=lambda m: None)
     t0 = time.monotonic()
     with pytest.raises(BackendError) as e:
