@@ -59,6 +59,33 @@ def chat_prompt(messages: list) -> tuple[str, int]:
     return "\n".join(texts), n
 
 
+def _pieces(text: str) -> list[str]:
+    return [text[i : i + CHARS_PER_TOKEN] for i in range(0, len(text), CHARS_PER_TOKEN)]
+
+
+def chat_units(messages: list) -> list:
+    """The chat prompt as token stand-ins, ``chat_prompt``'s count of them, for prefix hashing.
+
+    Each message is a role header (2), its 4-character pieces and an end marker (1), then the
+    assistant priming (3): template tokens are tuples so that no text piece can equal one.
+    """
+    out: list = []
+    for m in messages:
+        role = str(m.get("role", "user")) if isinstance(m, dict) else "user"
+        text = _content_text(m.get("content")) if isinstance(m, dict) else str(m)
+        out += [("<start>", role), ("<sep>",), *_pieces(text), ("<end>",)]
+    return out + [("<start>", "assistant"), ("<sep>",), ("<reply>",)]
+
+
+def completion_units(prompt: object) -> list:
+    """A completions prompt as token stand-ins (token ids as given), for prefix hashing."""
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
+        prompt = prompt[0]
+    if isinstance(prompt, str):
+        return _pieces(prompt)
+    return list(prompt) if isinstance(prompt, list) else []
+
+
 def completion_prompt(prompt: object) -> tuple[str, int]:
     """(text, prompt token count) of a completions request's ``prompt`` (str, [str], [int])."""
     if isinstance(prompt, str):
