@@ -27,12 +27,17 @@ from collections.abc import Hashable, Sequence
 __all__ = ["PrefixCache", "block_hashes", "created_tokens", "max_hit_blocks"]
 
 
-def block_hashes(tokens: Sequence[Hashable], block_size: int) -> tuple[int, ...]:
-    """Chained keys of the prompt's full blocks: key i covers tokens ``[0, (i+1)*block_size)``."""
+def block_hashes(tokens: Sequence[Hashable], block_size: int, width: int = 1) -> tuple[int, ...]:
+    """Chained keys of the prompt's full blocks: key i covers tokens ``[0, (i+1)*block_size)``.
+
+    ``width``: items of ``tokens`` per token (a string of fixed-width cells hashes a block as
+    one slice)."""
+    step = block_size * width
+    chunk = (lambda x: x) if isinstance(tokens, str) else tuple
     out = []
     h = 0
-    for i in range(0, len(tokens) - block_size + 1, block_size):
-        h = hash((h, tuple(tokens[i : i + block_size])))
+    for i in range(0, len(tokens) - step + 1, step):
+        h = hash((h, chunk(tokens[i : i + step])))
         out.append(h)
     return tuple(out)
 

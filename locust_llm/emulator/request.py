@@ -118,7 +118,7 @@ def read(cfg: Config, environ: dict, chat: bool) -> Request:
             if chat
             else textmod.completion_units(req.get("prompt"))
         )
-        blocks = block_hashes(units, cfg.block_size)
+        blocks = block_hashes(units, cfg.block_size, textmod.unit_width(units))
     return Request(req, model, prompt_text, prompt_tokens, blocks, max_tokens, limit)
 
 

@@ -97,15 +97,30 @@ def test_two_requests_share_a_block():
     assert len(cache) == 0
 
 
+def _keys(units, bs=16):
+    return block_hashes(units, bs, textmod.unit_width(units))
+
+
 def test_prompt_units_count_as_the_prompt_does():
     msgs = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "x" * 37}]
-    assert len(textmod.chat_units(msgs)) == textmod.chat_prompt(msgs)[1]
+    units = textmod.chat_units(msgs)
+    assert len(units) % textmod.unit_width(units) == 0
+    assert len(units) // textmod.unit_width(units) == textmod.chat_prompt(msgs)[1]
     for p in ("hello world", ["hello"], [1, 2, 3], [[4, 5]], [9]):
-        assert len(textmod.completion_units(p)) == textmod.completion_prompt(p)[1]
+        u = textmod.completion_units(p)
+        assert len(u) // textmod.unit_width(u) == textmod.completion_prompt(p)[1]
     # the role is part of the prefix: the same text from another role is another block
     u = textmod.chat_units([{"role": "user", "content": "a" * 64}])
     s = textmod.chat_units([{"role": "system", "content": "a" * 64}])
-    assert block_hashes(u, 16)[0] != block_hashes(s, 16)[0]
+    assert _keys(u)[0] != _keys(s)[0]
+    # a block of text cells keys the same tokens whatever follows them
+    one = _keys(textmod.completion_units("abcd" * 160))
+    two = _keys(textmod.completion_units("abcd" * 160 + "tail of another prompt"))
+    assert len(one) == 10 and two[:10] == one
+    # a message boundary is not text: "ab" + "cd" in two messages is not "abcd" in one
+    split = [{"role": "user", "content": "ab"}, {"role": "user", "content": "cd" + "x" * 60}]
+    joined = [{"role": "user", "content": "abcd" + "x" * 58}]
+    assert _keys(textmod.chat_units(split))[0] != _keys(textmod.chat_units(joined))[0]
 
 
 def test_block_size_must_be_positive():

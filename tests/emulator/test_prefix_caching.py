@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -120,10 +123,9 @@ def test_block_size_flag_and_its_check(emulator):
     for _ in range(2):
         _, u = _stream(emu.port, {"prompt": ids, "max_tokens": 2})
     assert u["prompt_tokens_details"] == {"cached_tokens": 256}
-    import pytest
-
-    with pytest.raises(RuntimeError, match="--block-size must be a positive"):
-        emulator("--block-size", "0")
+    bad = subprocess.run([sys.executable, "-m", "locust_llm.emulator", "--block-size", "0"],
+                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert bad.returncode == 2 and "--block-size must be a positive" in bad.stderr
 
 
 def test_cache_is_bounded_by_kv_blocks(emulator):
