@@ -41,9 +41,7 @@ from .cli import Config
 from .prefix_cache import PrefixCache, created_tokens
 
 perf_counter = time.perf_counter  # CLOCK_MONOTONIC on Linux
-# the constant profile models no KV memory: its prefix cache holds this many blocks unless
-# --num-gpu-blocks-override says otherwise (about Llama-3.1-8B's KV on one 80 GB GPU)
-CONSTANT_CACHE_BLOCKS = 32768
+CONSTANT_CACHE_BLOCKS = 32768  # constant profile's cache: ~Llama-3.1-8B's KV on one 80 GB GPU
 
 
 class QueueFull(Exception):
@@ -145,7 +143,7 @@ class _Base:
     def _release(self, seq: Seq) -> None:
         if self.cache is not None and seq.held:
             self.cache.release(seq.held)
-            seq.held = ()
+        seq.held = ()
 
     def _check_queue(self) -> None:
         limit = self.cfg.max_num_queued_reqs
