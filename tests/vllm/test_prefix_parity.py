@@ -76,3 +76,73 @@ def test_repeated_prompt_hits_as_in_the_emulator(replica_url):
         emu.kill()
     assert (en, eq, eh) == (n, 2 * n, expected)
     assert usage["prompt_tokens_details"] == {"cached_tokens": expected}
+
+
+_DUMP = """
+import json, sys
+from vllm.entrypoints.serve.engine.protocol import UsageInfo, PromptTokenUsageInfo
+from vllm.entrypoints.openai.chat_completion.serving import _make_prompt_tokens_details
+out = {}
+for chat, (p, c, cached, created) in zip((True, False), json.loads(sys.stdin.read())):
+    u = UsageInfo(prompt_tokens=p, completion_tokens=c, total_tokens=p + c)
+    u.prompt_tokens_details = (_make_prompt_tokens_details(True, cached, created, {}) if chat
+                               else PromptTokenUsageInfo(cached_tokens=cached))
+    key = "chat" if chat else "completions"
+    # streams: exclude_none (chat also exclude_unset); full responses: model_dump()
+    out[key + "_stream"] = json.loads(u.model_dump_json(exclude_unset=chat, exclude_none=True))
+    out[key] = u.model_dump()
+print(json.dumps(out))
+"""
+
+
+def test_usage_details_are_vllms_own_serialisation():
+    """vLLM's pydantic models, dumped as its serving code dumps them, give the emulator's
+    usage objects byte for byte in content (no server needed: only the vLLM venv)."""
+    import json
+
+    from .conftest import require_vllm
+    from .helpers import vllm_python
+
+    require_vllm()
+    emu = Emulator(
+        ["m", "--enable-prompt-tokens-details", "--emu-ttft-ms", "1", "--emu-itl-ms", "1"]
+    )
+    try:
+        got = {}
+        for path, key, body in (
+            (
+                "/v1/chat/completions",
+                "chat",
+                {"messages": [{"role": "user", "content": "x" * 200}]},
+            ),
+            ("/v1/completions", "completions", {"prompt": "y" * 200}),
+        ):
+            for stream in (True, False):
+                full = {"model": "m", "max_tokens": 2, **body}
+                if stream:
+                    full |= {"stream": True, "stream_options": {"include_usage": True}}
+                req = urllib.request.Request(emu.url + path, orjson.dumps(full),
+                                             {"Content-Type": "application/json"})  # fmt: skip
+                for _ in range(2):  # the second one hits the cache
+                    with urllib.request.urlopen(req, timeout=30) as r:
+                        raw = r.read()
+                if stream:
+                    events = [x[6:] for x in raw.split(b"\n\n") if x.startswith(b"data: {")]
+                    got[key + "_stream"] = orjson.loads(events[-1])["usage"]
+                else:
+                    got[key] = orjson.loads(raw)["usage"]
+    finally:
+        emu.kill()
+    u, c = got["chat_stream"], got["completions_stream"]
+    assert u["prompt_tokens_details"]["cached_tokens"] > 0
+    args = [
+        [u["prompt_tokens"], u["completion_tokens"], *u["prompt_tokens_details"].values()],
+        [
+            c["prompt_tokens"],
+            c["completion_tokens"],
+            c["prompt_tokens_details"]["cached_tokens"],
+            0,
+        ],
+    ]  # each request's own counts, put through vLLM's models
+    want = json.loads(vllm_python(_DUMP, stdin=json.dumps(args)).splitlines()[-1])
+    assert got == want
