@@ -32,6 +32,12 @@ def format_summary(s: dict[str, Any]) -> list[str]:
     row("Benchmark duration (s):", s["duration"])
     row("Total input tokens:", s["total_input_tokens"], "{:<10}")
     row("Total generated tokens:", s["total_output_tokens"], "{:<10}")
+    if s.get("prefix_cache_hit_rate") is not None:  # the server sent prompt_tokens_details
+        row("Cached prompt tokens:", s["total_cached_tokens"], "{:<10}")
+        row("Prefix cache hit rate (%):", 100 * s["prefix_cache_hit_rate"])
+    for name, pc in (s.get("server_prefix_cache") or {}).items():
+        if pc.get("hit_rate") is not None:
+            row(f"Server prefix cache hit rate, {name} (%):", 100 * pc["hit_rate"])
     row("Request throughput (req/s):", s["request_throughput"])
     if s.get("request_goodput") is not None:
         row("Request goodput (req/s):", s["request_goodput"])

@@ -210,6 +210,18 @@ class LLMRuntime:
             "slo": [s.expr for s in self.slos],
         }
 
+    def server_prefix_cache(self) -> dict[str, dict[str, Any]]:
+        """vLLM's prefix-cache queries, hits and hit rate per replica since the test started,
+        from the web UI's scraper (a run without the web UI has none)."""
+        scraper = getattr(self.environment, "_llm_scraper", None)
+        if scraper is None:
+            return {}
+        return {
+            t["name"]: t["prefix_cache"]
+            for t in scraper.snapshot()["targets"]
+            if t["kind"] == "vllm" and t["prefix_cache"]["queries"]
+        }
+
     def summary(self, live: bool = False) -> dict[str, Any]:
         """The run summary (vLLM field names). ``live``: the cheap view the web UI polls
         while the test runs, without intervals, histograms, steps, saturation and GPU."""
@@ -247,6 +259,9 @@ class LLMRuntime:
                 for p in phases
             ]
         s["slo"] = evaluate(self.slos, s)
+        server = self.server_prefix_cache()
+        if server:
+            s["server_prefix_cache"] = server
         s["saturation"] = self.saturation(s.get("intervals") or [])
         if self.gpu_sampler is not None:
             s["gpu"] = self.gpu_summary(s)

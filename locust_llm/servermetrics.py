@@ -20,11 +20,14 @@ from prometheus_client.parser import text_string_to_metric_families
 __all__ = [
     "COUNTERS",
     "GAUGES",
+    "PrefixCacheTotals",
     "Target",
     "fetch",
+    "increase",
     "parse_access_log",
     "parse_stub_status",
     "parse_vllm_metrics",
+    "prefix_cache_by_replica",
     "upstream_counts",
 ]
 
@@ -78,6 +81,8 @@ COUNTERS = (
     "prompt_tokens_total",
     "generation_tokens_total",
     "request_success_total",
+    "prefix_cache_queries_total",  # prompt tokens looked up in the prefix cache
+    "prefix_cache_hits_total",  # of which found cached
 )
 _ALIASES = {"gpu_cache_usage_perc": "kv_cache_usage_perc"}  # vLLM < 0.10 name
 _STUB = re.compile(
@@ -110,3 +115,54 @@ def parse_stub_status(text: str) -> dict[str, int]:
     if not m:
         raise ValueError(f"not a stub_status page: {text[:80]!r}")
     return dict(zip(_STUB_KEYS, (int(x) for x in m.groups()), strict=True))
+
+
+def increase(prev: float | None, cur: float) -> float:
+    """A counter's growth between two samples, as Prometheus' ``increase()`` counts it: a drop
+    means the server restarted, and its counter grew from 0 to ``cur`` since."""
+    if prev is None:
+        return 0.0
+    return cur - prev if cur >= prev else cur
+
+
+@dataclass
+class PrefixCacheTotals:
+    """vLLM's prefix-cache counters of one replica, grown over a stretch of samples.
+
+    ``hit_rate`` is vLLM's own ratio (``prefix_cache_hits / prefix_cache_queries``, in prompt
+    tokens), the one number both the LLM tab and the report show.
+    """
+
+    queries: float = 0.0
+    hits: float = 0.0
+    _last: tuple[float, float] | None = None
+
+    def add(self, sample: dict) -> None:
+        """Take one scraped sample (``parse_vllm_metrics``' keys); others are skipped."""
+        q, h = sample.get("prefix_cache_queries_total"), sample.get("prefix_cache_hits_total")
+        if not isinstance(q, (int, float)) or not isinstance(h, (int, float)):
+            return
+        if self._last is not None:
+            self.queries += increase(self._last[0], q)
+            self.hits += increase(self._last[1], h)
+        self._last = (float(q), float(h))
+
+    @property
+    def hit_rate(self) -> float | None:
+        return self.hits / self.queries if self.queries > 0 else None
+
+    def as_dict(self) -> dict:
+        return {"queries": self.queries, "hits": self.hits, "hit_rate": self.hit_rate}
+
+
+def prefix_cache_by_replica(samples: Sequence[dict]) -> dict[str, dict]:
+    """Per replica, its prefix-cache queries, hits and hit rate over ``samples`` (lines of
+    ``server_metrics.jsonl``: ``{"replica": name, ...counters}``), in time order; replicas
+    whose vLLM exports no prefix-cache counters are left out."""
+    totals: dict[str, PrefixCacheTotals] = {}
+    for s in sorted(samples, key=lambda x: x.get("t") or 0.0):
+        name = s.get("replica")
+        if name is None or "prefix_cache_queries_total" not in s:
+            continue
+        totals.setdefault(str(name), PrefixCacheTotals()).add(s)
+    return {k: v.as_dict() for k, v in totals.items()}

@@ -37,7 +37,6 @@ _VLLM_BOOLEAN_FLAGS = {
     "disable-custom-all-reduce",
     "enable-lora",
     "enable-sleep-mode",
-    "enable-prompt-tokens-details",
     "enable-force-include-usage",
     "disable-uvicorn-access-log",
     "disable-fastapi-docs",
@@ -85,7 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=True)
     v.add_argument("--api-key", default=None)
     v.add_argument("--max-num-queued-reqs", type=int, default=None)
-    v.add_argument("--block-size", type=int, default=16)
+    v.add_argument(
+        "--enable-prompt-tokens-details",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="usage.prompt_tokens_details (cached_tokens) in responses, as vLLM",
+    )
+    v.add_argument(
+        "--block-size",
+        type=int,
+        default=16,
+        help="KV/prefix-cache block in tokens; 16 as vLLM on GPUs (vLLM's CPU build uses 128)",
+    )
     v.add_argument("--num-gpu-blocks-override", type=int, default=None)
     v.add_argument("--seed", type=int, default=None, help="vLLM's seed; --emu-seed wins if given")
     e = p.add_argument_group("emulator knobs")
@@ -142,6 +152,7 @@ class Config:
     gpu_memory_utilization: float
     dtype: str
     enable_prefix_caching: bool
+    enable_prompt_tokens_details: bool
     api_key: str | None
     max_num_queued_reqs: int | None
     block_size: int
@@ -217,6 +228,8 @@ def parse_args(argv: list[str] | None) -> Config:
     bad = [t for t in fault_types if t not in FAULT_TYPES]
     if bad:
         parser.error(f"--emu-fault-types: unknown {bad}; known: {','.join(FAULT_TYPES)}")
+    if ns.block_size < 1:
+        parser.error(f"--block-size must be a positive number of tokens, got {ns.block_size}")
     return Config(
         model=model,
         served_model_names=list(ns.served_model_name or [model]),
@@ -231,6 +244,7 @@ def parse_args(argv: list[str] | None) -> Config:
         gpu_memory_utilization=ns.gpu_memory_utilization,
         dtype=ns.dtype,
         enable_prefix_caching=ns.enable_prefix_caching,
+        enable_prompt_tokens_details=ns.enable_prompt_tokens_details,
         api_key=ns.api_key or os.environ.get("VLLM_API_KEY") or None,
         max_num_queued_reqs=ns.max_num_queued_reqs,
         block_size=ns.block_size,

@@ -14,7 +14,12 @@ Two schedulers behind one interface (``submit`` / ``deliveries`` / ``finish``):
   KV capacity allow; when KV runs out the most recently admitted sequence is preempted
   (recompute: its KV is dropped, it rejoins the head of the queue and re-prefills prompt +
   generated). The step lasts ``profile.step_time(...)`` and its tokens appear at its end.
-  Prefix caching skips prefill of prompt blocks seen before.
+
+Both keep vLLM's block prefix cache (``prefix_cache``): leading prompt blocks seen before are
+not prefilled again (the batch engine computes fewer tokens; the constant engine scales the
+TTFT by the uncached share). Blocks are cached when a prefill ends and evicted, least recently
+used first, when the KV space (the batch engine's capacity; for the constant profile
+``--num-gpu-blocks-override`` or ``CONSTANT_CACHE_BLOCKS`` blocks) is needed.
 
 The scheduling itself (``schedule_step`` / ``complete_step``) is plain logic, testable without
 sleeping; only ``_loop`` touches the clock.
@@ -23,17 +28,20 @@ sleeping; only ``_loop`` touches the clock.
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Iterator
 
 import gevent
 from gevent.event import Event
 
 from .cli import Config
+from .prefix_cache import PrefixCache, created_tokens
 
 perf_counter = time.perf_counter  # CLOCK_MONOTONIC on Linux
+CONSTANT_CACHE_BLOCKS = 32768  # constant profile's cache: ~Llama-3.1-8B's KV on one 80 GB GPU
 
 
 class QueueFull(Exception):
@@ -55,6 +63,8 @@ class Seq:
         "generated",
         "kv",
         "cached",
+        "created",
+        "held",
         "done",
         "aborted",
         "event",
@@ -73,14 +83,16 @@ class Seq:
         self.prompt_tokens = prompt_tokens
         self.n_out = n_out
         self.arrival = arrival
-        self.blocks = blocks  # prefix-cache block hashes of the prompt
+        self.blocks = blocks  # prefix-cache keys of the prompt's full blocks
         self.admitted_at: float | None = None
         self.first_token_at: float | None = None
         self.computed = 0  # tokens whose KV is computed in the current residency
         self.prefill_target = prompt_tokens
         self.generated = 0  # output tokens that exist (may be written to the client)
         self.kv = 0  # KV tokens held
-        self.cached = 0
+        self.cached = 0  # prompt tokens found in the prefix cache at first admission
+        self.created = 0  # prompt tokens this request wrote to the cache (its prefill)
+        self.held: tuple = ()  # cache keys it references while it runs
         self.done = False
         self.aborted = False
         self.event = Event()
@@ -97,22 +109,41 @@ def sleep_until(deadline: float) -> None:
         gevent.sleep(d)
 
 
-def prefix_blocks(text: str, block_chars: int) -> tuple:
-    """Chained hashes of the prompt's full blocks (a block = block_size tokens x 4 chars)."""
-    out = []
-    h = 0
-    for i in range(0, len(text) - block_chars + 1, block_chars):
-        h = hash((h, text[i : i + block_chars]))
-        out.append(h)
-    return tuple(out)
-
-
 class _Base:
-    def __init__(self, cfg: Config, metrics=None) -> None:
+    def __init__(self, cfg: Config, metrics=None, num_blocks: int = 0) -> None:
         self.cfg = cfg
         self.metrics = metrics
         self.max_num_seqs = cfg.max_num_seqs
         self.waiting: deque[Seq] = deque()
+        self.cache = PrefixCache(cfg.block_size, num_blocks) if cfg.enable_prefix_caching else None
+
+    # -- prefix cache --
+    def _hit(self, seq: Seq, tokens: int) -> int:
+        """Cached tokens a (re)admission of ``seq`` with ``tokens`` to compute finds."""
+        return self.cache.match(seq.blocks, tokens) if self.cache is not None else 0
+
+    def _take_hit(self, seq: Seq, cached: int, first: bool) -> None:
+        """``seq`` is admitted with ``cached`` tokens from the cache: reference them, count."""
+        if self.cache is None:
+            return
+        seq.held = self.cache.acquire(seq.blocks[: cached // self.cfg.block_size])
+        if first:  # vLLM's counters leave re-admissions after preemption out
+            seq.cached = cached
+            if self.metrics is not None:
+                self.metrics.prefix_lookup(seq.prompt_tokens, cached)
+
+    def _prefilled(self, seq: Seq, first: bool) -> None:
+        """Its prefill ended: its full prompt blocks are cached now."""
+        if self.cache is None:
+            return
+        seq.held = self.cache.insert(seq.blocks, seq.held)
+        if first:
+            seq.created = created_tokens(seq.prompt_tokens, seq.cached, self.cfg.block_size)
+
+    def _release(self, seq: Seq) -> None:
+        if self.cache is not None and seq.held:
+            self.cache.release(seq.held)
+        seq.held = ()
 
     def _check_queue(self) -> None:
         limit = self.cfg.max_num_queued_reqs
@@ -128,7 +159,7 @@ class ConstantEngine(_Base):
     """Admission control + exact per-stream pacing (no batching delay)."""
 
     def __init__(self, cfg: Config, metrics=None) -> None:
-        super().__init__(cfg, metrics)
+        super().__init__(cfg, metrics, cfg.num_gpu_blocks_override or CONSTANT_CACHE_BLOCKS)
         self.num_running = 0
 
     def kv_usage(self) -> float:
@@ -145,6 +176,7 @@ class ConstantEngine(_Base):
 
     def _admit(self, seq: Seq, now: float) -> None:
         self.num_running += 1
+        self._take_hit(seq, self._hit(seq, seq.prompt_tokens), first=True)
         seq.admitted_at = now
         seq.queued = False
         seq.event.set()
@@ -160,6 +192,7 @@ class ConstantEngine(_Base):
             return
         if seq.admitted_at is None:
             return
+        self._release(seq)
         self.num_running -= 1
         now = perf_counter()
         while self.waiting and self.num_running < self.max_num_seqs:
@@ -168,7 +201,10 @@ class ConstantEngine(_Base):
     def schedule(self, seq: Seq) -> Iterator[float]:
         """Due times of tokens 0..n-1 (absolute perf_counter seconds)."""
         cfg = self.cfg
-        t = seq.admitted_at + cfg.ttft_s
+        ttft = cfg.ttft_s
+        if seq.cached and seq.prompt_tokens:  # prefill of the cached tokens is skipped
+            ttft *= (seq.prompt_tokens - seq.cached) / seq.prompt_tokens
+        t = seq.admitted_at + ttft
         itl = cfg.itl_s
         if cfg.itl_dist == "lognormal" and itl > 0:
             rng = random.Random(seq.jitter_seed)
@@ -199,6 +235,8 @@ class ConstantEngine(_Base):
                 hi += 1
             if k == 0:
                 seq.first_token_at = now
+                if not seq.done:
+                    self._prefilled(seq, first=True)
             seq.generated = hi
             yield k, hi
             k = hi
@@ -208,23 +246,20 @@ class BatchEngine(_Base):
     """Continuous batching with chunked prefill, KV capacity, preemption and prefix caching."""
 
     def __init__(self, cfg: Config, metrics=None) -> None:
-        super().__init__(cfg, metrics)
         p = cfg.profile
-        self.profile = p
-        self.budget_tokens = cfg.max_num_batched_tokens
         if cfg.num_gpu_blocks_override:
-            self.capacity = cfg.num_gpu_blocks_override * cfg.block_size
+            capacity = cfg.num_gpu_blocks_override * cfg.block_size
         else:
-            import os
-
             space = os.environ.get("VLLM_CPU_KVCACHE_SPACE")
-            self.capacity = p.kv_capacity_tokens(
+            capacity = p.kv_capacity_tokens(
                 cfg.tp, cfg.gpu_memory_utilization, float(space) if space else None
             )
+        super().__init__(cfg, metrics, capacity // cfg.block_size)
+        self.capacity = capacity
+        self.profile = p
+        self.budget_tokens = cfg.max_num_batched_tokens
         self.running: list[Seq] = []
         self.kv_used = 0
-        self.prefix_cache: OrderedDict[int, None] = OrderedDict()
-        self.prefix_cache_max = max(1, self.capacity // cfg.block_size)
         self._work: list[tuple[Seq, int, bool]] = []
         self._wake = Event()
         self._greenlet = None
@@ -265,35 +300,21 @@ class BatchEngine(_Base):
             self.running.remove(seq)
             self.kv_used -= seq.kv
             seq.kv = 0
+        self._release(seq)
         if not seq.done:
             seq.aborted = True
             seq.done = True
 
     # -- scheduling (no clock) --
-    def _match_prefix(self, seq: Seq) -> int:
-        if not self.cfg.enable_prefix_caching:
-            return 0
-        n = 0
-        for h in seq.blocks:
-            if h not in self.prefix_cache:
-                break
-            self.prefix_cache.move_to_end(h)
-            n += 1
-        # at least one prompt token is always computed (it produces the first output token)
-        return min(n * self.cfg.block_size, seq.prompt_tokens - 1)
-
-    def _insert_prefix(self, seq: Seq) -> None:
-        if not self.cfg.enable_prefix_caching:
-            return
-        for h in seq.blocks:
-            self.prefix_cache[h] = None
-            self.prefix_cache.move_to_end(h)
-        while len(self.prefix_cache) > self.prefix_cache_max:
-            self.prefix_cache.popitem(last=False)
+    def _trim_cache(self) -> None:
+        """Free cached blocks give way to the KV the running requests hold."""
+        if self.cache is not None:
+            self.cache.trim(-(-self.kv_used // self.cfg.block_size))
 
     def _preempt(self, victim: Seq) -> None:
         self.running.remove(victim)
         self.kv_used -= victim.kv
+        self._release(victim)
         victim.kv = 0
         victim.computed = 0
         victim.queued = True
@@ -327,19 +348,17 @@ class BatchEngine(_Base):
             i += 1
         while self.waiting and len(self.running) < self.max_num_seqs and budget > 0:
             s = self.waiting[0]
-            cached = self._match_prefix(s) if s.generated == 0 else 0
             target = s.prompt_tokens + s.generated
+            cached = self._hit(s, target)
             need = min(target - cached, budget)
             if self.kv_used + cached + need > self.capacity:
                 break
             self.waiting.popleft()
             s.queued = False
-            if s.admitted_at is None:
+            first = s.admitted_at is None
+            if first:
                 s.admitted_at = now
-                s.cached = cached
-                if self.metrics is not None:
-                    self.metrics.prefix_queries.inc(s.prompt_tokens)
-                    self.metrics.prefix_hits.inc(cached)
+            self._take_hit(s, cached, first)
             s.prefill_target = target
             s.computed = cached
             s.kv = cached + need
@@ -348,6 +367,7 @@ class BatchEngine(_Base):
             self.running.append(s)
             work.append((s, need, True))
         self._work = work
+        self._trim_cache()
         kv = min(1.0, self.kv_used / self.capacity) if self.capacity else 0.0
         self._stats = (len(self.running), len(self.waiting), kv)
         if not work:
@@ -370,6 +390,7 @@ class BatchEngine(_Base):
                 s.computed += n
                 if s.computed < s.prefill_target:
                     continue
+                self._prefilled(s, first=s.generated == 0)
             else:
                 s.computed += 1
             s.generated += 1
@@ -380,7 +401,7 @@ class BatchEngine(_Base):
                 self.running.remove(s)
                 self.kv_used -= s.kv
                 s.kv = 0
-                self._insert_prefix(s)
+                self._release(s)
             s.event.set()
         self._work = []
 

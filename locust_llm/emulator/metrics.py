@@ -25,6 +25,9 @@ ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.
 REQUEST_LATENCY_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0,
                            50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0)  # fmt: skip
 FINISH_REASONS = ("stop", "length", "abort")
+# vLLM 0.32's label values: PromptTokenStats.ALL_SOURCES and CacheHitSource
+PROMPT_SOURCES = ("local_compute", "local_cache_hit", "external_kv_transfer")
+CACHE_HIT_SOURCES = ("device", "host", "p2p", "disk", "external_unspecified")
 
 prometheus_client.disable_created_metrics()
 
@@ -99,6 +102,19 @@ class EngineMetrics:
                                       "number of queried tokens.", labels, registry=r).labels(*values)  # fmt: skip
         self.prefix_hits = Counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of "
                                    "cached tokens.", labels, registry=r).labels(*values)  # fmt: skip
+        # the emulator has only the local (device) cache: other sources and tiers stay 0
+        self.prompt_cached = Counter("vllm:prompt_tokens_cached", "Number of cached prompt tokens "
+                                     "(local + external).", labels, registry=r).labels(*values)  # fmt: skip
+        by_source = Counter("vllm:prompt_tokens_by_source", "Number of prompt tokens by source.",
+                            labels + ["source"], registry=r)  # fmt: skip
+        self.prompt_by_source = {k: by_source.labels(*values, k) for k in PROMPT_SOURCES}
+        by_tier = Counter("vllm:prompt_tokens_cached_by_source", "Prefix-cache hit tokens by the "
+                          "cache tier that supplied them: device (local HBM), host (offloaded to "
+                          "DRAM), disk, p2p (transferred from another vLLM instance) or "
+                          "external_unspecified. Counted at admission; sums to "
+                          "vllm:prefix_cache_hits + vllm:external_prefix_cache_hits.",
+                          labels + ["source"], registry=r)  # fmt: skip
+        self.cached_by_tier = {k: by_tier.labels(*values, k) for k in CACHE_HIT_SOURCES}
         self.ttft = BucketHistogram(TTFT_BUCKETS)
         self.itl = BucketHistogram(ITL_BUCKETS)
         self.e2e = BucketHistogram(REQUEST_LATENCY_BUCKETS)
@@ -134,6 +150,20 @@ class EngineMetrics:
         self.waiting.set(waiting)
         self.kv_usage.set(kv)
         return generate_latest(self.registry)
+
+    def prefix_lookup(self, queried: int, hits: int) -> None:
+        """A request's first admission looked its prompt up in the prefix cache (as vLLM,
+        counted only while prefix caching is on, and not again after a preemption)."""
+        self.prefix_queries.inc(queried)
+        self.prefix_hits.inc(hits)
+        self.cached_by_tier["device"].inc(hits)
+
+    def prefilled(self, prompt_tokens: int, cached: int) -> None:
+        """A request's prefill ended (its first token exists): vLLM's prompt token counters."""
+        self.prompt_tokens.inc(prompt_tokens)
+        self.prompt_cached.inc(cached)
+        self.prompt_by_source["local_compute"].inc(prompt_tokens - cached)
+        self.prompt_by_source["local_cache_hit"].inc(cached)
 
     def finished(self, reason: str, ttft: float | None, e2e: float, queue: float) -> None:
         """Record one finished request (any finish reason, abort included)."""

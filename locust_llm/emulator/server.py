@@ -3,7 +3,9 @@
 pywsgi writes each value the application yields as one HTTP chunk (chunked transfer encoding,
 as uvicorn does) and supports keep-alive; the handler subclass adds TCP_NODELAY (paced streams
 must not wait for Nagle), exposes the socket to the app (for truncate/reset faults) and turns
-``Abort`` into a cut connection. Responses follow vLLM 0.33 (see ``wire``).
+``Abort`` into a cut connection. Responses follow vLLM 0.33 (see ``wire``). Here: the routes
+and the process-wide state; ``request`` reads and checks an inference request, ``output``
+writes its answer.
 """
 
 from __future__ import annotations
@@ -15,19 +17,19 @@ import socket
 import struct
 import time
 import uuid
-from dataclasses import dataclass, field
-from typing import Any
 
 import gevent
 import orjson
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
+from . import request, wire
 from . import text as textmod
-from . import wire
 from .cli import Config
-from .engine import QueueFull, Seq, make_engine, prefix_blocks
+from .engine import QueueFull, Seq, make_engine
 from .faults import MESSAGES, STREAM_FAULTS, FaultInjector
 from .metrics import CONTENT_TYPE, EngineMetrics
+from .output import Abort, Output
+from .request import Reject
 from .truthlog import TruthLog
 
 log = logging.getLogger("locust_llm.emulator")
@@ -36,14 +38,6 @@ VLLM_VERSION = "0.33.0"
 
 _JSON = [("Content-Type", "application/json")]
 _SSE = [("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Control", "no-cache")]
-
-
-class Abort(Exception):
-    """Raised inside a response body: cut the connection (FIN, or RST when ``reset``)."""
-
-    def __init__(self, reset: bool) -> None:
-        super().__init__("reset" if reset else "truncate")
-        self.reset = reset
 
 
 class _Handler(WSGIHandler):
@@ -88,7 +82,6 @@ class EmulatorApp:
         self.text = textmod.TextSource(cfg.seed)
         self.faults = FaultInjector(cfg.fault_rate, cfg.fault_types, cfg.seed)
         self.truth = TruthLog(cfg.truth_log) if cfg.truth_log else None
-        self.block_chars = cfg.block_size * textmod.CHARS_PER_TOKEN
 
     def _gauges(self) -> tuple[int, int, float]:
         return self.engine.num_running, self.engine.num_waiting, self.engine.kv_usage()
@@ -222,7 +215,7 @@ class EmulatorApp:
         arrival = perf_counter()
         try:
             return self._inference_inner(environ, start_response, chat, arrival)
-        except _Reject as r:
+        except Reject as r:
             self._count_request()
             if r.code == 401:  # vLLM's auth middleware answers before any OpenAI error model
                 return self._json(start_response, "401 Unauthorized", wire.UNAUTHORIZED)
@@ -231,290 +224,60 @@ class EmulatorApp:
     def _inference_inner(self, environ, start_response, chat: bool, arrival: float):
         cfg = self.cfg
         if not self._authorized(environ):
-            raise _Reject(401, "Unauthorized")
+            raise Reject(401, "Unauthorized")
         if self.dead:
-            raise _Reject(503, "The engine is dead (emulated fault).")
+            raise Reject(503, "The engine is dead (emulated fault).")
         if perf_counter() < self.ready_at:
-            raise _Reject(503, "The server is starting up.")
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            raw = environ["wsgi.input"].read(length) if length else environ["wsgi.input"].read()
-            req = orjson.loads(raw)
-            if not isinstance(req, dict):
-                raise ValueError("the body must be a JSON object")
-        except ValueError as e:
-            raise _Reject(400, f"Invalid request body: {e}") from None
-        model = req.get("model")
-        if model is not None and model not in cfg.served_model_names:
-            aliases = ", ".join(cfg.served_model_names)
-            raise _Reject(
-                404, f"The model `{model}` does not exist. Valid aliases: {aliases}.", "model"
-            )
-        model = model or self.model_name
-        try:
-            if chat:
-                messages = req.get("messages")
-                if not isinstance(messages, list) or not messages:
-                    raise ValueError("messages must be a non-empty list")
-                prompt_text, prompt_tokens = textmod.chat_prompt(messages)
-            else:
-                prompt_text, prompt_tokens = textmod.completion_prompt(req.get("prompt"))
-        except ValueError as e:
-            raise _Reject(400, str(e)) from None
-        if (req.get("n") or 1) != 1:
-            raise _Reject(400, "The emulator supports n=1 only.", "n")
-        max_tokens = req.get("max_completion_tokens") if chat else None
-        if max_tokens is None:
-            max_tokens = req.get("max_tokens")
-        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
-            raise _Reject(400, "max_tokens must be at least 1.", "max_tokens")
-        limit = cfg.max_model_len - prompt_tokens
-        if max_tokens is not None and max_tokens > cfg.max_model_len:
-            raise _Reject(
-                400,
-                f"max_tokens={max_tokens} cannot be greater than max_model_len="
-                f"{cfg.max_model_len}. Please request fewer output tokens. "
-                f"(parameter=max_tokens, value={max_tokens})",
-                "max_tokens",
-            )
-        if limit < 0:
-            raise _Reject(
-                400,
-                f"This model's maximum context length is {cfg.max_model_len} tokens. However, "
-                f"your prompt contains at least {prompt_tokens} input tokens, which exceeds this "
-                "limit even without any output tokens. Please reduce the length of the input "
-                f"prompt. (parameter=input_tokens, value={prompt_tokens})",
-                "input_tokens",
-            )
-        if limit <= 0 or (max_tokens is not None and max_tokens > limit):
-            raise _Reject(
-                400,
-                f"This model's maximum context length is {cfg.max_model_len} tokens. However, you "
-                f"requested {prompt_tokens + (max_tokens or 0)} tokens ({prompt_tokens} in the "
-                f"messages, {max_tokens or 0} in the completion). Please reduce the length of the "
-                "messages or completion.",
-                "max_tokens" if limit > 0 else "messages" if chat else "prompt",
-            )
+            raise Reject(503, "The server is starting up.")
+        r = request.read(cfg, environ, chat)
         fault = self.faults.decide(environ.get("HTTP_X_RETURN_ERROR"))
         if fault == "dead":
             self.dead = True
-            raise _Reject(503, "The engine died (emulated fault).")
+            raise Reject(503, "The engine died (emulated fault).")
         if fault is not None and fault not in STREAM_FAULTS:
             code = int(fault)
-            raise _Reject(code, MESSAGES.get(code, "Emulated fault."))
+            raise Reject(code, MESSAGES.get(code, "Emulated fault."))
 
         self.n_requests += 1
-        idx = self.n_requests
-        rng = random.Random(cfg.seed * 1_000_003 + idx)
-        n, finish, stop_reason, last_text, start = self._plan_output(
-            req, prompt_text, max_tokens, limit, rng
-        )
-        seq = Seq(
-            prompt_tokens,
-            n,
-            arrival,
-            prefix_blocks(prompt_text, self.block_chars),
-            jitter_seed=rng.getrandbits(64),
-        )
+        rng = random.Random(cfg.seed * 1_000_003 + self.n_requests)
+        plan = request.plan_output(cfg, r, self.text, rng)
+        seq = Seq(r.prompt_tokens, plan.n, arrival, r.blocks, jitter_seed=rng.getrandbits(64))
         try:
             self.engine.submit(seq)
         except QueueFull as e:
-            raise _Reject(503, f"Service unavailable: {e}.") from None
+            raise Reject(503, f"Service unavailable: {e}.") from None
         self.in_flight += 1
         rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
         created = int(time.time())
-        out = _Output(
+        model = r.model or self.model_name
+        out = Output(
             app=self,
             seq=seq,
             chat=chat,
             rid=rid,
             created=created,
             model=model,
-            prompt_tokens=prompt_tokens,
-            start=start,
-            finish=finish,
-            stop_reason=stop_reason,
-            last_text=last_text,
+            prompt_tokens=r.prompt_tokens,
+            start=plan.start,
+            finish=plan.finish,
+            stop_reason=plan.stop_reason,
+            last_text=plan.last_text,
             fault=fault,
         )
-        if req.get("stream"):
-            so = req.get("stream_options") or {}
+        if r.stream:
+            so = r.body.get("stream_options") or {}
             enc = wire.StreamEncoder(
                 chat,
                 rid,
                 created,
                 model,
-                prompt_tokens,
+                r.prompt_tokens,
                 bool(so.get("include_usage")),
                 bool(so.get("continuous_usage_stats")),
             )
             write = start_response("200 OK", _SSE)
             return out.stream(enc, write)
         return out.blocking(start_response)
-
-    def _plan_output(
-        self, req: dict, prompt_text: str, max_tokens: int | None, limit: int, rng: random.Random
-    ):
-        """(n tokens, finish_reason, stop_reason, last token text override, stream offset)."""
-        cfg = self.cfg
-        min_tokens = int(req.get("min_tokens") or 0)
-        if max_tokens is None:
-            n = min(max(cfg.natural_len, min_tokens), limit)
-            finish = "stop" if n < limit else "length"
-        else:
-            n, finish = max_tokens, "length"
-        if not req.get("ignore_eos"):
-            eos = textmod.draw_eos_length(rng, cfg.eos_prob, min_tokens, n)
-            if eos is not None:
-                n, finish = eos, "stop"
-        start = self.text.offset(prompt_text)
-        stop = req.get("stop")
-        if isinstance(stop, str):
-            stop = [stop]
-        if stop:
-            k, last, matched = textmod.apply_stop(self.text.words_at(start, n), list(stop))
-            if matched is not None:
-                return k, "stop", matched, textmod.escape(last), start
-        return n, finish, None, None, start
-
-
-class _Reject(Exception):
-    def __init__(self, code: int, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.param = code, message, param
-
-
-@dataclass(eq=False, kw_only=True)
-class _Output:
-    """Writes one request's tokens as they become due, and accounts for it when it ends.
-
-    Built by keyword: a dozen fields of similar types are easy to swap by position.
-    """
-
-    app: Any
-    seq: Seq
-    chat: bool
-    rid: str
-    created: int
-    model: str
-    prompt_tokens: int
-    start: int  # offset of the first output word in the emulator's text
-    finish: str
-    stop_reason: str | None
-    last_text: bytes | None  # the last token's text when a stop string cut it
-    fault: str | None
-    t_send: list[float] | None = field(init=False, default=None)
-    reason: str = field(init=False, default="abort")
-    written: int = field(init=False, default=0)
-
-    def __post_init__(self) -> None:
-        self.t_send = [] if self.app.truth is not None else None
-
-    def _pieces(self, lo: int, hi: int) -> list[bytes]:
-        pieces = self.app.text.escaped_at(self.start + lo, hi - lo)
-        if self.last_text is not None and hi == self.seq.n_out:
-            pieces = list(pieces)
-            pieces[-1] = self.last_text
-        return pieces
-
-    def _cut(self) -> int:
-        """Tokens written before a stream fault strikes (half of them, at least one)."""
-        return max(1, self.seq.n_out // 2) if self.fault in STREAM_FAULTS else self.seq.n_out
-
-    def stream(self, enc: wire.StreamEncoder, write):
-        app, seq = self.app, self.seq
-        metrics = app.metrics
-        n = seq.n_out
-        cut = self._cut()
-        per_tok = len(enc.sep) + 8
-        max_batch = max(1, app.cfg.write_bytes // per_tok)
-        last_t = 0.0
-        try:
-            write(b"")  # headers now, as uvicorn's StreamingResponse does
-            for lo, hi in app.engine.deliveries(seq, max_batch):
-                hi = min(hi, cut)
-                if lo >= hi:
-                    break
-                t = perf_counter()
-                finish = self.finish if hi == n else None
-                data = enc.tokens(
-                    self._pieces(lo, hi), lo, finish, self.stop_reason if finish else None
-                )
-                if lo == 0:
-                    metrics.prompt_tokens.inc(self.prompt_tokens)
-                    if self.chat:
-                        data = enc.role_chunk() + data
-                        if self.t_send is not None:
-                            self.t_send.append(t)
-                    metrics.itl.observe_many(0.0, hi - lo - 1)
-                else:
-                    metrics.itl.observe(t - last_t)
-                    metrics.itl.observe_many(0.0, hi - lo - 1)
-                last_t = t
-                if self.t_send is not None:
-                    self.t_send.extend([t] * (hi - lo))
-                metrics.generation_tokens.inc(hi - lo)
-                self.written = hi
-                yield data
-                if hi >= cut:
-                    break
-            if self.fault == "midstream":
-                yield (
-                    wire.error_event(500, "Internal server error mid-stream (emulated fault).")
-                    + wire.DONE
-                )
-            elif self.fault in ("truncate", "reset"):
-                raise Abort(reset=self.fault == "reset")
-            else:
-                tail = enc.usage_chunk(n) if enc.include_usage else b""
-                self.reason = self.finish
-                yield tail + wire.DONE
-        finally:
-            self._done()
-
-    def blocking(self, start_response):
-        app, seq = self.app, self.seq
-        try:
-            for _lo, _hi in app.engine.deliveries(seq, 1 << 30):
-                pass
-            if self.fault == "midstream":
-                return app._error(start_response, 500, "Internal server error (emulated fault).")
-            if self.fault in ("truncate", "reset"):
-                return _raise_abort(self.fault == "reset")
-            t = perf_counter()
-            if self.t_send is not None:
-                self.t_send.append(t)
-            app.metrics.prompt_tokens.inc(self.prompt_tokens)
-            app.metrics.generation_tokens.inc(seq.n_out)
-            text = "".join(app.text.words_at(self.start, seq.n_out))
-            if self.last_text is not None:
-                words = app.text.words_at(self.start, seq.n_out)
-                text = "".join(words[:-1]) + orjson.loads(b'"' + self.last_text + b'"')
-            build = wire.chat_response if self.chat else wire.completion_response
-            body = build(self.rid, self.created, self.model, text, self.finish, self.stop_reason,
-                         self.prompt_tokens, seq.n_out)  # fmt: skip
-            self.reason = self.finish
-            self.written = seq.n_out
-            return app._json(start_response, "200 OK", body)
-        finally:
-            self._done()
-
-    def _done(self) -> None:
-        app, seq = self.app, self.seq
-        app.engine.finish(seq)
-        app.in_flight -= 1
-        now = perf_counter()
-        ttft = (seq.first_token_at - seq.arrival) if seq.first_token_at is not None else None
-        queue = (seq.admitted_at or now) - seq.arrival
-        app.metrics.finished(self.reason, ttft, now - seq.arrival, queue)
-        if app.truth is not None:
-            app.truth.record(self.rid, seq.arrival, self.t_send, finish_reason=self.reason)
-        app._count_request()
-
-
-def _raise_abort(reset: bool):
-    raise Abort(reset)
-    yield b""  # pragma: no cover - makes this a generator
 
 
 def serve(cfg: Config, ready_file=None) -> tuple[WSGIServer, EmulatorApp]:

@@ -59,6 +59,52 @@ def chat_prompt(messages: list) -> tuple[str, int]:
     return "\n".join(texts), n
 
 
+# Prompt tokens for prefix hashing: one token = one cell of CHARS_PER_TOKEN characters, so a
+# block of tokens is one string slice (hashing a slice is ~10x cheaper than a tuple of pieces).
+# Template cells and the padding of a message's last piece use Unicode noncharacters
+# (U+FDD0..U+FDEF, reserved for internal use and absent from interchanged text), so no text
+# can forge a template token.
+_PAD, _HEAD, _END, _REPLY = "\ufdd0", "\ufdd1", "\ufdd2" * 4, "\ufdd3" * 4
+
+
+def _cells(text: str) -> str:
+    return text + _PAD * (-len(text) % CHARS_PER_TOKEN)
+
+
+def _header(role: str) -> str:
+    """Two cells: the role (up to 7 characters of it) after a marker."""
+    return _HEAD + (role + _PAD * 7)[:7]
+
+
+def chat_units(messages: list) -> str:
+    """The chat prompt as ``chat_prompt``'s count of 4-character token cells, for hashing.
+
+    Each message is its role header (2 tokens), its text's cells and an end marker (1), then
+    the assistant priming (3), as the count adds 3 tokens per message and 3 for the reply.
+    """
+    parts = []
+    for m in messages:
+        role = str(m.get("role", "user")) if isinstance(m, dict) else "user"
+        text = _content_text(m.get("content")) if isinstance(m, dict) else str(m)
+        parts += (_header(role), _cells(text), _END)
+    parts += (_header("assistant"), _REPLY)
+    return "".join(parts)
+
+
+def completion_units(prompt: object) -> str | list[int]:
+    """A completions prompt as tokens for hashing: 4-character cells of its text, or its ids."""
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], (str, list)):
+        prompt = prompt[0]
+    if isinstance(prompt, str):
+        return _cells(prompt)
+    return list(prompt) if isinstance(prompt, list) else []
+
+
+def unit_width(units: str | list) -> int:
+    """Items of ``units`` per token: a cell of characters, or one id."""
+    return CHARS_PER_TOKEN if isinstance(units, str) else 1
+
+
 def completion_prompt(prompt: object) -> tuple[str, int]:
     """(text, prompt token count) of a completions request's ``prompt`` (str, [str], [int])."""
     if isinstance(prompt, str):

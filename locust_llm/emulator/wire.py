@@ -39,12 +39,40 @@ def error_event(code: int, message: str) -> bytes:
     return b"data: " + error_body(code, message) + b"\n\n"
 
 
-def _usage(prompt: int, completion: int) -> bytes:
-    return b'{"prompt_tokens":%d,"total_tokens":%d,"completion_tokens":%d}' % (
+def _usage(prompt: int, completion: int, details: bytes = b"") -> bytes:
+    return b'{"prompt_tokens":%d,"total_tokens":%d,"completion_tokens":%d%s}' % (
         prompt,
         prompt + completion,
         completion,
+        b',"prompt_tokens_details":' + details if details else b"",
     )
+
+
+class Cache:
+    """One request's prefix-cache figures, for ``usage.prompt_tokens_details``.
+
+    vLLM 0.32 sends the details only with ``--enable-prompt-tokens-details``, and then always
+    (``cached_tokens`` is 0 without a hit). Chat reports ``created_cache_tokens`` too;
+    completions only ``cached_tokens``. Streams drop null fields (``exclude_none``), full
+    responses keep them.
+    """
+
+    __slots__ = ("cached", "created")
+
+    def __init__(self, cached: int, created: int) -> None:
+        self.cached, self.created = cached, created
+
+    def stream_details(self, chat: bool) -> bytes:
+        if chat:
+            return b'{"cached_tokens":%d,"created_cache_tokens":%d}' % (self.cached, self.created)
+        return b'{"cached_tokens":%d}' % self.cached
+
+    def details(self, chat: bool) -> dict:
+        return {
+            "cached_tokens": self.cached,
+            "created_cache_tokens": self.created if chat else None,
+            "multimodal_tokens": None,
+        }
 
 
 class StreamEncoder:
@@ -140,12 +168,14 @@ class StreamEncoder:
         usage = _usage(self.prompt_tokens, index + 1)
         return self.pre + piece + self.mid + fr + self._close(finish, stop_reason, usage)
 
-    def usage_chunk(self, completion_tokens: int) -> bytes:
-        """The final ``"choices": []`` chunk carrying usage (include_usage only)."""
+    def usage_chunk(self, completion_tokens: int, cache: Cache | None = None) -> bytes:
+        """The final ``"choices": []`` chunk carrying usage (include_usage only); ``cache``
+        adds ``prompt_tokens_details`` (``--enable-prompt-tokens-details``)."""
+        details = cache.stream_details(self.chat) if cache is not None else b""
         return (
             self.head
             + b',"choices":[],"usage":'
-            + _usage(self.prompt_tokens, completion_tokens)
+            + _usage(self.prompt_tokens, completion_tokens, details)
             + b',"system_fingerprint":'
             + orjson.dumps(SYSTEM_FINGERPRINT)
             + b"}\n\n"
@@ -161,6 +191,7 @@ def chat_response(
     stop_reason: str | None,
     prompt_tokens: int,
     completion_tokens: int,
+    cache: Cache | None = None,
 ) -> bytes:
     """Non-streaming ``chat.completion`` body as vLLM returns it."""
     return orjson.dumps(
@@ -190,7 +221,7 @@ def chat_response(
             ],
             "service_tier": None,
             "system_fingerprint": SYSTEM_FINGERPRINT,
-            "usage": _usage_dict(prompt_tokens, completion_tokens),
+            "usage": _usage_dict(prompt_tokens, completion_tokens, cache and cache.details(True)),
             "prompt_logprobs": None,
             "prompt_token_ids": None,
             "prompt_text": None,
@@ -210,6 +241,7 @@ def completion_response(
     stop_reason: str | None,
     prompt_tokens: int,
     completion_tokens: int,
+    cache: Cache | None = None,
 ) -> bytes:
     """Non-streaming ``text_completion`` body as vLLM returns it."""
     return orjson.dumps(
@@ -233,7 +265,7 @@ def completion_response(
             ],
             "service_tier": None,
             "system_fingerprint": SYSTEM_FINGERPRINT,
-            "usage": _usage_dict(prompt_tokens, completion_tokens),
+            "usage": _usage_dict(prompt_tokens, completion_tokens, cache and cache.details(False)),
             "kv_transfer_params": None,
             "ec_transfer_params": None,
             "metrics": None,
@@ -241,11 +273,11 @@ def completion_response(
     )
 
 
-def _usage_dict(prompt: int, completion: int) -> dict:
+def _usage_dict(prompt: int, completion: int, details: dict | None = None) -> dict:
     return {
         "prompt_tokens": prompt,
         "total_tokens": prompt + completion,
         "completion_tokens": completion,
-        "prompt_tokens_details": None,
+        "prompt_tokens_details": details,
         "completion_tokens_details": None,
     }

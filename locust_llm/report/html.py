@@ -17,6 +17,8 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+from locust_llm.servermetrics import prefix_cache_by_replica
+
 from .compare import Comparison
 from .load import Scenario
 from .sweeps import Sweep
@@ -197,6 +199,7 @@ def scenario_card(sc: Scenario, row: dict[str, Any]) -> str:
         f"goodput {fmt(row.get('request_goodput'))} req/s, {fmt(row.get('completed'))} completed, "
         f"{fmt(row.get('failed'))} failed over {fmt(row.get('duration'))} s</p>"
     )
+    out.append(prefix_cache_table(sc))
     slo = sc.summary.get("slo") or []
     if slo:
         out.append('<table><tr><th class="l">SLO</th><th>measured</th><th>result</th></tr>')
@@ -215,6 +218,26 @@ def scenario_card(sc: Scenario, row: dict[str, Any]) -> str:
             out.append(f'<tr><td class="l">{esc(msg)}</td><td>{fmt(n)}</td></tr>')
         out.append("</table>")
     out.append("</div>")
+    return "".join(out)
+
+
+def prefix_cache_table(sc: Scenario) -> str:
+    """Prefix-cache hits as the client saw them (``usage.prompt_tokens_details``) and as each
+    replica counted them (vLLM's counters over the scenario's scrapes); empty when neither."""
+    s = sc.summary
+    rows = []
+    if s.get("prefix_cache_hit_rate") is not None:
+        rows.append(("client (usage)", s.get("total_cached_tokens"), s["prefix_cache_hit_rate"]))
+    for name, pc in prefix_cache_by_replica(sc.server).items():
+        rows.append((f"server {name}", pc["hits"], pc["hit_rate"]))
+    if not rows:
+        return ""
+    out = ['<table class="prefix-cache"><tr><th class="l">prefix cache</th>'
+           "<th>cached tokens</th><th>hit rate</th></tr>"]  # fmt: skip
+    for who, hits, rate in rows:
+        pct = fmt(100 * rate) + " %" if rate is not None else fmt(None)
+        out.append(f'<tr><td class="l">{esc(who)}</td><td>{fmt(hits)}</td><td>{pct}</td></tr>')
+    out.append("</table>")
     return "".join(out)
 
 

@@ -8,7 +8,8 @@ directory holds the files the scenario runner and the Locust plugin write:
 - `scenario.json`       the scenario's resolved parameters (`users`, `tp`, `lb`, ...), optional;
 - `server_metrics.jsonl` replica gauges and nginx stub_status, one sample per line, optional:
       {"t": epoch, "replica": "r0", "model": "m", "num_requests_running": 3,
-       "num_requests_waiting": 0, "kv_cache_usage_perc": 0.12, ...}
+       "num_requests_waiting": 0, "kv_cache_usage_perc": 0.12, "prefix_cache_queries_total":
+       1234, "prefix_cache_hits_total": 640, ...}   (counters: servermetrics.COUNTERS)
       {"t": epoch, "nginx": {"active": 5, "reading": 0, "writing": 3, "waiting": 2, ...}}
       {"t": epoch, "replica": "r0", "error": "connection refused"}
 - `events.jsonl`        things that happened at a time, optional:

@@ -6,7 +6,8 @@ pay for parsing). Line format (documented in report/load.py, read by the report)
     {"t": epoch, "replica": "r0", "model": "m", "num_requests_running": 3.0,
      "num_requests_waiting": 0.0, "kv_cache_usage_perc": 0.12, "num_preemptions_total": 0.0,
      "prompt_tokens_total": 1234.0, "generation_tokens_total": 5678.0,
-     "request_success_total": 42.0}
+     "request_success_total": 42.0, "prefix_cache_queries_total": 1234.0,
+     "prefix_cache_hits_total": 640.0}
     {"t": epoch, "nginx": {"active": 5, "accepts": 9, "handled": 9, "requests": 40,
                            "reading": 0, "writing": 3, "waiting": 2}}
     {"t": epoch, "replica": "r0", "error": "URLError: connection refused"}

@@ -57,9 +57,11 @@ def setup_web_ui(environment: Any) -> None:
 
     def on_reset(**_kw: Any) -> None:
         data.invalidate()
+        scraper.reset_counters()
 
     def on_quit(environment: Any = None, **_kw: Any) -> None:
         scraper.stop()
 
     environment.events.reset_stats.add_listener(on_reset)
+    environment.events.test_start.add_listener(on_reset)
     environment.events.quitting.add_listener(on_quit)

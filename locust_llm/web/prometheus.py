@@ -138,6 +138,16 @@ class LLMPromCollector:
             "Prompt tokens of completed requests (usage.prompt_tokens)",
             value=w.input_tokens,
         )
+        yield CounterMetricFamily(
+            PREFIX + "cached_tokens",
+            "Prompt tokens the server reported cached (usage.prompt_tokens_details.cached_tokens)",
+            value=w.cached_tokens,
+        )
+        yield CounterMetricFamily(
+            PREFIX + "cached_prompt_tokens",
+            "Prompt tokens of the requests that reported cached_tokens (the hit rate's base)",
+            value=w.cached_prompt_tokens,
+        )
         if "users" in extras:
             yield GaugeMetricFamily(PREFIX + "users", "Running Locust users", value=extras["users"])
         if "in_flight" in extras:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from locust_llm import servermetrics
-from locust_llm.servermetrics import Target
+from locust_llm.servermetrics import PrefixCacheTotals, Target
 
 __all__ = ["Target", "ServerScraper", "parse_vllm_metrics", "parse_stub_status"]
 
@@ -46,6 +46,9 @@ _SHORT = {
     "generation_tokens_total": "generation_tokens",
     "prompt_tokens_total": "prompt_tokens",
     "num_preemptions_total": "preemptions",
+    # kept under vLLM's names: servermetrics.PrefixCacheTotals reads them
+    "prefix_cache_queries_total": "prefix_cache_queries_total",
+    "prefix_cache_hits_total": "prefix_cache_hits_total",
 }
 
 
@@ -55,6 +58,8 @@ class TargetState:
     history: deque = field(default_factory=lambda: deque(maxlen=HISTORY))
     error: str | None = None
     last_ok: float | None = None
+    # prefix-cache counters grown since the test started (or stats were reset)
+    prefix: PrefixCacheTotals = field(default_factory=PrefixCacheTotals)
 
 
 def parse_vllm_metrics(text: str) -> dict[str, float]:
@@ -163,6 +168,7 @@ class ServerScraper:
         st.error = None
         st.last_ok = now
         st.history.append((now, values))
+        st.prefix.add(values)
 
     def _read_access_log(self) -> None:
         path = self._access_log()
@@ -175,6 +181,11 @@ class ServerScraper:
             self._log_pos += end
             for up, n in counts.items():
                 self.upstream_requests[up] = self.upstream_requests.get(up, 0) + n
+
+    def reset_counters(self) -> None:
+        """A test starts or stats are reset: counter growth is counted from the next sample."""
+        for st in self.states.values():
+            st.prefix = PrefixCacheTotals()
 
     # -- what the routes read ---------------------------------------------------------------
     def snapshot(self, history: bool = False) -> dict[str, Any]:
@@ -190,6 +201,7 @@ class ServerScraper:
                 "error": st.error,
                 "t": last[0] if last else None,
                 "values": last[1] if last else {},
+                "prefix_cache": st.prefix.as_dict(),
             }
             if history:
                 row["history"] = [{"t": t, **v} for t, v in st.history]

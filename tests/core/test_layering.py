@@ -18,7 +18,6 @@ MAX_LINES = 450
 LONG_FOR_NOW = {
     "locust_llm.timestamps",
     "locust_llm.users",
-    "locust_llm.emulator.server",
 }
 # modules that must never import locust or gevent.monkey (and everything under packages)
 PURE = (

@@ -28,3 +28,31 @@ def test_stub_status_and_a_page_that_is_not_one():
     assert parse_stub_status(page)["requests"] == 42
     with pytest.raises(ValueError, match="not a stub_status page"):
         parse_stub_status("<html>nginx</html>")
+
+
+PREFIX = """# TYPE vllm:prefix_cache_queries counter
+vllm:prefix_cache_queries_total{engine="0",model_name="a"} 300.0
+# TYPE vllm:prefix_cache_hits counter
+vllm:prefix_cache_hits_total{engine="0",model_name="a"} 96.0
+"""
+
+
+def test_prefix_cache_counters_and_hit_rate_per_replica():
+    from locust_llm.servermetrics import prefix_cache_by_replica
+
+    m = parse_vllm_metrics(PREFIX)
+    assert m == {"prefix_cache_queries_total": 300.0, "prefix_cache_hits_total": 96.0}
+    q, h = "prefix_cache_queries_total", "prefix_cache_hits_total"
+    samples = [
+        {"t": 2.0, "replica": "r0", q: 400.0, h: 196.0},
+        {"t": 1.0, "replica": "r0", **m},  # out of order in the file: sorted by time
+        {"t": 1.5, "replica": "r0", "error": "URLError: refused"},  # a failed scrape
+        {"t": 3.0, "replica": "r0", q: 50.0, h: 10.0},  # restarted: grew from 0 to these
+        {"t": 1.0, "replica": "r1", q: 10.0, h: 0.0},  # one sample: no growth seen
+        {"t": 1.0, "replica": "old", "num_requests_running": 1.0},  # no prefix counters
+        {"t": 1.0, "nginx": {"active": 1}},
+    ]
+    got = prefix_cache_by_replica(samples)
+    assert got["r0"] == {"queries": 150.0, "hits": 110.0, "hit_rate": 110.0 / 150.0}
+    assert got["r1"] == {"queries": 0.0, "hits": 0.0, "hit_rate": None}
+    assert set(got) == {"r0", "r1"}

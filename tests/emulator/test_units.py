@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from locust_llm.emulator import text as textmod
 from locust_llm.emulator.cli import parse_args
-from locust_llm.emulator.engine import BatchEngine, Seq, prefix_blocks
+from locust_llm.emulator.engine import BatchEngine, Seq
+from locust_llm.emulator.metrics import EngineMetrics
+from locust_llm.emulator.prefix_cache import block_hashes
 from locust_llm.emulator.profiles import PROFILES
 
 
@@ -76,20 +78,47 @@ def test_preemption_when_kv_runs_out():
 
 
 def test_prefix_caching_skips_prefill():
-    text = "z" * 64 * 10
+    keys = block_hashes(["z"] * 160, 16)
     e = _engine()
-    s1 = Seq(160, 1, 0.0, prefix_blocks(text, 64))
+    s1 = Seq(160, 1, 0.0, keys)
     e.waiting.append(s1)
     _run(e, 2)
-    s2 = Seq(160, 1, 0.0, prefix_blocks(text, 64))
+    s2 = Seq(160, 1, 0.0, keys)
     e.waiting.append(s2)
     e.schedule_step(1.0)
-    assert s2.cached == 159 and e._work[0][1] == 1
+    # 160 tokens are 10 whole blocks; the last token is always computed, so the hit is 9 blocks
+    assert s1.cached == 0 and s1.created == 160
+    assert s2.cached == 144 and e._work[0][1] == 16
+    e.complete_step(1.1)
+    assert s2.created == 16  # its recomputed last block, written again
     e2 = _engine("--no-enable-prefix-caching")
-    s3 = Seq(160, 1, 0.0, prefix_blocks(text, 64))
+    s3 = Seq(160, 1, 0.0, keys)
     e2.waiting.append(s3)
     e2.schedule_step(0.0)
     assert s3.cached == 0 and e2._work[0][1] == 160
+
+
+def test_preempted_request_is_looked_up_again_but_counted_once():
+    # 8 blocks of KV: b (admitted last) is preempted when a's decode needs room; coming back
+    # it finds what is left of its prompt blocks, which vLLM's counters leave out
+    m = EngineMetrics("m", lambda: (0, 0, 0.0))
+    cfg = parse_args(["--emu-profile", "llama-3.1-8b-h100", "--num-gpu-blocks-override", "8"])
+    e = BatchEngine(cfg, m)
+    a = Seq(64, 40, 0.0, block_hashes(list(range(64)), 16))
+    b = Seq(48, 40, 0.0, block_hashes(list(range(100, 148)), 16))
+    e.waiting.extend([a, b])
+    readmitted = []
+    take = e._take_hit
+    e._take_hit = lambda s, cached, first: (readmitted.append(cached) if not first else None,
+                                            take(s, cached, first))  # fmt: skip
+    _run(e, 200)
+    text = m.render().decode()
+    assert a.done and b.done and a.generated == 40 and b.generated == 40 and e.kv_used == 0
+    assert 'vllm:num_preemptions_total{engine="0",model_name="m"} 1.0' in text
+    assert readmitted and readmitted[0] > 0
+    assert 'vllm:prefix_cache_queries_total{engine="0",model_name="m"} 112.0' in text
+    assert 'vllm:prefix_cache_hits_total{engine="0",model_name="m"} 0.0' in text
+    assert len(e.cache) <= 8 and e.cache.free_blocks == len(e.cache)  # nothing still held
 
 
 def test_text_helpers():
@@ -105,7 +134,7 @@ def test_output_is_built_by_keyword_only():
     # a dozen fields of similar types (ids, counts, texts): by position they swap silently
     import pytest
 
-    from locust_llm.emulator.server import _Output
+    from locust_llm.emulator.output import Output
 
     with pytest.raises(TypeError):
-        _Output(*range(12))
+        Output(*range(12))

@@ -122,3 +122,29 @@ def test_a_scenario_with_no_completed_request_is_no_data_not_zero(tmp_path: Path
     assert float(rows["users-10"]["output_throughput"]) > 0 and rows["users-10"]["no_data"] == ""
     html = (run / "report.html").read_text()
     assert "no data: no request completed: all 100 were still streaming" in html
+
+
+def test_prefix_cache_hits_client_and_per_replica(tmp_path: Path):
+    """The card shows the client's share from usage and each replica's own counters' rate."""
+    from .synth import make_scenario
+
+    run = tmp_path / "pc-run"
+    d = make_scenario(run, "cached", params={"order": 0, "users": 4}, n=20, seed=3)
+    s = json.loads((d / "summary.json").read_text())
+    s.update(total_cached_tokens=4800, prefix_cache_hit_rate=0.6)
+    (d / "summary.json").write_text(json.dumps(s))
+    q, h = "prefix_cache_queries_total", "prefix_cache_hits_total"
+    lines = [
+        {"t": 1.0, "replica": "r0", q: 1000.0, h: 100.0},
+        {"t": 2.0, "replica": "r0", q: 3000.0, h: 1600.0},
+        {"t": 1.0, "replica": "r<1>", q: 0.0, h: 0.0},
+        {"t": 2.0, "replica": "r<1>", q: 800.0, h: 200.0},
+        {"t": 2.0, "nginx": {"active": 1}},
+    ]
+    (d / "server_metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    build_report([run], tmp_path / "out", resamples=20)
+    page = (tmp_path / "out" / "report.html").read_text()
+    table = re.search(r'<table class="prefix-cache">.*?</table>', page).group(0)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", table)
+    assert cells == ["client (usage)", "4,800", "60 %", "server r0", "1,500", "75 %",
+                     "server r&lt;1&gt;", "200", "25 %"]  # fmt: skip

@@ -50,7 +50,7 @@ def _collector() -> Collector:
             LLMResult(
                 name="x", t_start=1_700_000_000 + i / 10, ttft=ttft, ttft_content=ttft, itl=itl,
                 e2e=ttft + sum(itl), prompt_tokens=10, output_tokens=16, token_chunks=16,
-                status=200,
+                status=200, cached_tokens=(i % 3) * 4 if i % 2 else None,
             )
         )  # fmt: skip
     c.add(LLMResult(name="x", t_start=1_700_000_001, error="HTTP 500: <b>boom</b>", status=500))
@@ -76,6 +76,10 @@ def test_render_parses_back_with_counters_and_sums() -> None:
     assert req == {"completed": 200, "failed": 1, "aborted": 0}
     assert fams["locust_llm_output_tokens"].samples[0].value == 200 * 16
     assert fams["locust_llm_input_tokens"].samples[0].value == 200 * 10
+    # the hit rate's two counters, the summary's own figures (only requests that reported it)
+    cached = sum((i % 3) * 4 for i in range(1, 200, 2))
+    assert fams["locust_llm_cached_tokens"].samples[0].value == cached == w.cached_tokens
+    assert fams["locust_llm_cached_prompt_tokens"].samples[0].value == 100 * 10
     assert fams["locust_llm_users"].samples[0].value == 4
     assert fams["locust_llm_in_flight_requests"].samples[0].value == 3
     assert all(n.startswith("locust_llm_") for n in fams)

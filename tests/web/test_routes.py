@@ -189,3 +189,27 @@ def test_a_poll_of_an_unchanged_collector_reuses_the_summary(env) -> None:
     assert calls == []  # nothing new: no rebuild
     env.llm.collector.add(LLMResult(name="x", t_start=1_700_000_003, error="boom", status=500))
     assert data.summary()["failed"] == 2 and calls == [1]
+
+
+def test_scraper_prefix_cache_hit_rate_since_the_test_started() -> None:
+    seen = iter([(100, 10), (300, 90), (500, 190), (550, 200), (650, 250)])
+
+    def fetch(url: str) -> str:
+        q, h = next(seen)
+        return (
+            "# TYPE vllm:prefix_cache_queries counter\n"
+            f'vllm:prefix_cache_queries_total{{engine="0",model_name="m"}} {q}\n'
+            "# TYPE vllm:prefix_cache_hits counter\n"
+            f'vllm:prefix_cache_hits_total{{engine="0",model_name="m"}} {h}\n'
+        )
+
+    sc = ServerScraper(lambda: [Target("r0", "http://r0/metrics", "vllm")], fetch=fetch)
+    for _ in range(3):
+        sc.poll_once()
+    row = sc.snapshot()["targets"][0]
+    assert row["prefix_cache"] == {"queries": 400.0, "hits": 180.0, "hit_rate": 0.45}
+    sc.reset_counters()  # a new test: growth counts from the next sample on
+    for _ in range(2):
+        sc.poll_once()
+    assert sc.snapshot()["targets"][0]["prefix_cache"]["hit_rate"] == 0.5
+    gevent.sleep(0)

@@ -125,6 +125,10 @@ def test_llm_tab_in_chromium(locust_run) -> None:
         assert drawn >= 5
         server = driver.find_elements(By.CSS_SELECTOR, "#server tbody tr")
         assert server and "emulator" in server[0].text, [t.text for t in server]
+        # the replica's own prefix-cache hit rate (its counters' growth), as /llm/server has it
+        pc = run.json("/llm/server")["targets"][0]["prefix_cache"]
+        cell = server[0].find_element(By.CSS_SELECTOR, '[data-stat="prefix_cache_hit_rate"]')
+        assert pc["queries"] > 0 and cell.text == f"{pc['hit_rate'] * 100:.1f} %", (pc, cell.text)
         errors = driver.find_element(By.ID, "errors").text
         assert "<script>window.__pwned=1</script>" in errors  # shown as text
         assert driver.execute_script("return window.__pwned || 0") == 0
@@ -153,6 +157,8 @@ def test_llm_tab_in_chromium(locust_run) -> None:
     final = json.loads(run.summary_path.read_text())
     for key in ("completed", "failed", "total_output_tokens"):
         assert final[key] == s[key], key
+    (replica,) = final["server_prefix_cache"].values()  # from the tab's scraper
+    assert replica["queries"] > 0 and 0 <= replica["hit_rate"] <= 1
     for m in METRICS:
         for st in STATS:
             assert final[f"{st}_{m}_ms"] == pytest.approx(s[f"{st}_{m}_ms"]), (m, st)

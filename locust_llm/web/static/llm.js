@@ -42,6 +42,8 @@
       ["total_output_tokens", s.total_output_tokens, 0], ["duration", s.duration, 1],
     ];
     if (s.request_goodput !== null && s.request_goodput !== undefined) cards.push(["request_goodput", s.request_goodput, 2]);
+    // share of prompt tokens the server reported cached (usage.prompt_tokens_details), in %
+    if (s.prefix_cache_hit_rate !== null && s.prefix_cache_hit_rate !== undefined) cards.push(["prefix_cache_hit_rate", s.prefix_cache_hit_rate * 100, 1]);
     const box = document.getElementById("cards");
     const frag = document.createDocumentFragment();
     cards.forEach(([k, v, d]) => {
@@ -109,6 +111,8 @@
       cell(tr, t.kind === "vllm" ? fmt(v.running, 0) : "");
       cell(tr, t.kind === "vllm" ? fmt(v.waiting, 0) : "");
       cell(tr, t.kind === "vllm" && v.kv_cache_usage !== undefined ? fmt(v.kv_cache_usage * 100, 1) + " %" : "");
+      const pc = t.prefix_cache || {};
+      cell(tr, t.kind === "vllm" && pc.hit_rate !== null && pc.hit_rate !== undefined ? fmt(pc.hit_rate * 100, 1) + " %" : "").dataset.stat = "prefix_cache_hit_rate";
       cell(tr, t.kind === "nginx" ? fmt(v.active, 0) : "");
       let reqs = "";
       if (t.kind === "nginx") reqs = fmt(v.requests, 0);
