@@ -3,7 +3,7 @@
 pywsgi writes each value the application yields as one HTTP chunk (chunked transfer encoding,
 as uvicorn does) and supports keep-alive; the handler subclass adds TCP_NODELAY (paced streams
 must not wait for Nagle), exposes the socket to the app (for truncate/reset faults) and turns
-``Abort`` into a cut connection. Responses follow vLLM 0.33 (see ``wire``). Here: the routes
+``Abort`` into a cut connection. Responses follow vLLM 0.32 (see ``wire``). Here: the routes
 and the process-wide state; ``request`` reads and checks an inference request, ``output``
 writes its answer.
 """
@@ -34,7 +34,6 @@ from .truthlog import TruthLog
 
 log = logging.getLogger("locust_llm.emulator")
 perf_counter = time.perf_counter
-VLLM_VERSION = "0.33.0"
 
 _JSON = [("Content-Type", "application/json")]
 _SSE = [("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Control", "no-cache")]
@@ -150,7 +149,7 @@ class EmulatorApp:
             return self._json(
                 start_response,
                 "200 OK",
-                orjson.dumps({"version": VLLM_VERSION, "emulator": self.info()}),
+                orjson.dumps({"version": wire.VLLM_VERSION, "emulator": self.info()}),
             )
         if path == "/emulator/info":
             return self._json(start_response, "200 OK", orjson.dumps(self.info()))
