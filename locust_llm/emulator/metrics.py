@@ -135,11 +135,15 @@ class EngineMetrics:
         self.kv_usage.set(kv)
         return generate_latest(self.registry)
 
-    def finished(self, reason: str, ttft: float | None, e2e: float, queue: float) -> None:
-        """Record one finished request (any finish reason, abort included)."""
-        self.success.get(reason, self.success["abort"]).inc()
+    def finished(self, reason: str | None, ttft: float | None, e2e: float, queue: float) -> None:
+        """Record one finished request (any finish reason, abort included). ``reason`` None:
+        the client disconnected; vLLM 0.32 aborts such a request in its front end, before any
+        finished-request stats, so only its TTFT (observed when the first token came) counts."""
         if ttft is not None:
             self.ttft.observe(ttft)
+        if reason is None:
+            return
+        self.success.get(reason, self.success["abort"]).inc()
         self.e2e.observe(e2e)
         self.queue.observe(queue)
 

@@ -404,7 +404,8 @@ class _Output:
     last_text: bytes | None  # the last token's text when a stop string cut it
     fault: str | None
     t_send: list[float] | None = field(init=False, default=None)
-    reason: str = field(init=False, default="abort")
+    # None: the client disconnected (vLLM then frees the slot and counts no finished request)
+    reason: str | None = field(init=False, default="abort")
     written: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
@@ -469,6 +470,9 @@ class _Output:
                 tail = enc.usage_chunk(n) if enc.include_usage else b""
                 self.reason = self.finish
                 yield tail + wire.DONE
+        except GeneratorExit:  # pywsgi stopped at a yield: the client went away
+            self.reason = None
+            raise
         finally:
             self._done()
 
@@ -508,7 +512,9 @@ class _Output:
         queue = (seq.admitted_at or now) - seq.arrival
         app.metrics.finished(self.reason, ttft, now - seq.arrival, queue)
         if app.truth is not None:
-            app.truth.record(self.rid, seq.arrival, self.t_send, finish_reason=self.reason)
+            app.truth.record(
+                self.rid, seq.arrival, self.t_send, finish_reason=self.reason or "abort"
+            )
         app._count_request()
 
 
