@@ -341,18 +341,8 @@ class LLMUser(FastHttpUser):
         # kernel receive stamps (--llm-timestamps): the socket carrying this response, taken
         # before the body is read (geventhttpclient drops it at message end)
         reader = StampReader.from_response(r) if self._kernel_ts else None
-        env = self.environment
-        on_token = None
-        if self.llm.token_events:
-            # --llm-token-events: listeners see each chunk as it arrives (user-space time; the
-            # kernel stamps, if any, replace the result's times once the stream has ended)
-            fire = env.events.llm_token.fire
-
-            def on_token(result: LLMResult, index: int, t_ms: float, text: str) -> None:
-                fire(result=result, index=index, t_ms=t_ms, text=text, environment=env)
-
         acc = self._acc = StreamAccumulator(
-            res, t0, reader.sock if reader is not None else None, on_token
+            res, t0, reader.sock if reader is not None else None, self._on_token()
         )
         feed = acc.feed
         while True:
@@ -367,12 +357,26 @@ class LLMUser(FastHttpUser):
         acc.finish(perf(), prompt_tokens, self.llm.output_tokenizer)
         return acc
 
+    def _on_token(self) -> Any:
+        """With --llm-token-events: the callback that shows listeners each chunk as it
+        arrives (user-space time; kernel stamps, if any, replace the result's times once
+        the stream has ended). None otherwise: the loop pays nothing."""
+        if not self.llm.token_events:
+            return None
+        env = self.environment
+        fire = env.events.llm_token.fire
+
+        def on_token(result: LLMResult, index: int, t_ms: float, text: str) -> None:
+            fire(result=result, index=index, t_ms=t_ms, text=text, environment=env)
+
+        return on_token
+
     def _read_cancelling(
         self, r: Any, res: LLMResult, t0: float, prompt_tokens: int | None, after: CancelAfter
     ) -> None:
         """The stream of a request picked for cancellation: read until ``after``, then hang
-        up; one that ends first is judged as any other (user-space stamps, no token events)."""
-        acc = self._acc = StreamAccumulator(res, t0)
+        up; one that ends first is judged as any other (user-space stamps)."""
+        acc = self._acc = StreamAccumulator(res, t0, None, self._on_token())
         if read_until_cancel(r, acc, after, t0):
             acc.hung_up(_perf(), prompt_tokens, self.llm.output_tokenizer)
             n = res.output_tokens
