@@ -25,6 +25,7 @@ from gevent.pywsgi import WSGIHandler, WSGIServer
 from . import text as textmod
 from . import wire
 from .cli import Config
+from .disconnect import ClientGone, watch
 from .engine import QueueFull, Seq, make_engine, prefix_blocks
 from .faults import MESSAGES, STREAM_FAULTS, FaultInjector
 from .metrics import CONTENT_TYPE, EngineMetrics
@@ -54,9 +55,16 @@ class _Handler(WSGIHandler):
             pass
         return super().handle()
 
+    def get_environ(self):
+        env = super().get_environ()
+        env["emulator.socket"] = self.socket  # watched for the client going away
+        return env
+
     def process_result(self):
         try:
             super().process_result()
+        except ClientGone:
+            self.close_connection = True
         except Abort as a:
             self.close_connection = True
             try:
@@ -349,7 +357,7 @@ class EmulatorApp:
                 bool(so.get("continuous_usage_stats")),
             )
             write = start_response("200 OK", _SSE)
-            return out.stream(enc, write)
+            return out.stream(enc, write, environ.get("emulator.socket"))
         return out.blocking(start_response)
 
     def _plan_output(
@@ -422,8 +430,9 @@ class _Output:
         """Tokens written before a stream fault strikes (half of them, at least one)."""
         return max(1, self.seq.n_out // 2) if self.fault in STREAM_FAULTS else self.seq.n_out
 
-    def stream(self, enc: wire.StreamEncoder, write):
+    def stream(self, enc: wire.StreamEncoder, write, sock=None):
         app, seq = self.app, self.seq
+        watcher = watch(sock)
         metrics = app.metrics
         n = seq.n_out
         cut = self._cut()
@@ -470,11 +479,15 @@ class _Output:
                 tail = enc.usage_chunk(n) if enc.include_usage else b""
                 self.reason = self.finish
                 yield tail + wire.DONE
-        except GeneratorExit:  # pywsgi stopped at a yield: the client went away
+        except (GeneratorExit, ClientGone):  # pywsgi stopped at a yield, or the watcher saw EOF
             self.reason = None
             raise
         finally:
-            self._done()
+            try:
+                self._done()
+            finally:
+                if watcher is not None:
+                    watcher.kill()
 
     def blocking(self, start_response):
         app, seq = self.app, self.seq

@@ -176,3 +176,27 @@ def test_a_headless_run_cancels_every_request_and_nothing_fails(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "run_stats.csv")))
     assert all(row["Failure Count"] == "0" for row in rows), rows
     assert "Cancelled by the client:" in p.stderr
+
+
+def test_a_request_cancelled_while_queued_leaves_the_queue_at_once():
+    """vLLM aborts a waiting request as soon as its client goes away; so must the emulator,
+    though it writes nothing to a queued request that could fail."""
+    e = Emulator(["--emu-ttft-ms", "20", "--emu-itl-ms", "20", "--max-num-seqs", "1"])
+    try:
+        _, (busy,) = make_users(e.url, 1, llm_cancel_rate="0")
+        _, (leaver,) = make_users(e.url, 1, llm_cancel_after="300ms")
+        first = gevent.spawn(busy.chat, "hold the only slot", max_tokens=150)  # 3 s
+        gevent.sleep(0.1)
+        second = gevent.spawn(leaver.chat, "wait behind it", max_tokens=10)
+        gevent.sleep(0.15)
+        assert metric(e.url, "vllm:num_requests_waiting") == 1
+        r = second.get(timeout=5)
+        assert r.cancelled and r.output_tokens == 0 and r.ttft is None
+        t = time.monotonic()
+        while metric(e.url, "vllm:num_requests_waiting") > 0:
+            assert time.monotonic() - t < 0.5, "the emulator kept a queued request its client left"
+            gevent.sleep(0.02)
+        assert metric(e.url, "vllm:num_requests_running") == 1  # the first one streams on
+        first.kill()
+    finally:
+        e.kill()
