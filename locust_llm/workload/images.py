@@ -3,9 +3,12 @@
 Vision models spend prefill on every image (hundreds to thousands of tokens each) and the
 request body grows by the image's base64 text, so a multimodal load test needs images of
 chosen counts and sizes, yet the client must not spend its CPU drawing them: each PNG is
-made once (8x8-pixel blocks of seeded colours, zlib level 1: a few ms for 512x512) and at
-most :data:`VARIANTS` different ones are kept per size, :data:`CACHE_MAX` in all. The same
-seed sends the same images in the same order.
+made once (8x8-pixel blocks of seeded colours, zlib level 1: about 5 ms for 512x512) and
+:data:`VARIANTS` different ones are kept per size, up to :data:`CACHE_BYTES` of data URLs.
+Drawn sides are rounded to a multiple of :data:`SIDE_STEP` (28 px, the patch grid a vision
+model resizes to anyway), so a size distribution has few distinct sizes and the cache holds
+them all; only wide distributions of large images outgrow it and regenerate. The same seed
+sends the same images in the same order.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from typing import Any
 from locust_llm.workload.distributions import Distribution, SpecError, parse_distribution
 
 __all__ = [
-    "CACHE_MAX",
+    "CACHE_BYTES",
     "MAX_SIDE",
+    "SIDE_STEP",
     "VARIANTS",
     "Image",
     "ImagePlan",
@@ -31,8 +35,9 @@ __all__ = [
 ]
 
 VARIANTS = 4  # different images per size: caches keyed on content see some variety
-CACHE_MAX = 64
-MAX_SIDE = 4096  # drawn sides are clipped here: a 4096x4096 PNG is already ~8 MB raw
+CACHE_BYTES = 64 << 20  # data-URL text kept, oldest dropped first
+SIDE_STEP = 28
+MAX_SIDE = 4088  # drawn sides are clipped here (a multiple of 28): ~50 MB raw RGB
 _BLOCK = 8
 _SIG = b"\x89PNG\r\n\x1a\n"
 
@@ -67,24 +72,32 @@ class ImagePlan:
         self.seed = seed
         self._rng = random.Random(f"images:{seed}")
         self._cache: dict[tuple[int, int], Image] = {}
+        self._cached_bytes = 0
 
     def next(self, count: int | None = None) -> list[Image]:
         """The images of one request: ``count`` of them, or as many as the count draws."""
         rng = self._rng
         if count is None:
             count = round(self.count.sample(rng)) if self.count is not None else 0
-        return [self._image(min(int(self.side.sample(rng)), MAX_SIDE), rng) for _ in range(count)]
+        return [self._image(_side(self.side.sample(rng)), rng) for _ in range(count)]
 
     def _image(self, side: int, rng: random.Random) -> Image:
         key = (side, rng.randrange(VARIANTS))
         img = self._cache.get(key)
         if img is None:
-            if len(self._cache) >= CACHE_MAX:
-                del self._cache[next(iter(self._cache))]  # oldest first
             png = make_png(side, side, (self.seed * 1_000_003 + side) * VARIANTS + key[1])
             url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+            while self._cache and self._cached_bytes + len(url) > CACHE_BYTES:
+                old = self._cache.pop(next(iter(self._cache)))  # oldest first
+                self._cached_bytes -= len(old[0])
             img = self._cache[key] = (url, len(png))
+            self._cached_bytes += len(url)
         return img
+
+
+def _side(x: float) -> int:
+    """A drawn side on the 28-px grid, from 28 to MAX_SIDE."""
+    return min(max(SIDE_STEP, round(x / SIDE_STEP) * SIDE_STEP), MAX_SIDE)
 
 
 def image_plan(count: str | None, side: str | None, seed: int = 0) -> ImagePlan:

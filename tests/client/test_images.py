@@ -15,7 +15,7 @@ from locust.event import Events
 
 from locust_llm import OpenAIChatUser
 from locust_llm.emulator.images import image_tokens, resized
-from locust_llm.workload.images import CACHE_MAX, attach_images, image_plan, make_png
+from locust_llm.workload.images import CACHE_BYTES, SIDE_STEP, attach_images, image_plan, make_png
 from tests.emulator.conftest import Emulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,10 +66,15 @@ def test_plan_is_reproducible_cached_and_bounded():
     assert drawn == [b.next() for _ in range(50)]
     counts = [len(x) for x in drawn]
     assert set(counts) == {1, 2, 3}
-    assert len(a._cache) <= CACHE_MAX
+    assert sum(len(u) for u, _ in a._cache.values()) <= CACHE_BYTES
     url, nbytes = drawn[0][0]
     png = base64.b64decode(url.split(",", 1)[1])
-    assert len(png) == nbytes and 64 <= png_pixels(png)[0] <= 96
+    side = png_pixels(png)[0]
+    assert len(png) == nbytes and side in (56, 84, 112) and side % SIDE_STEP == 0
+    # drawn once per size and variant: 50 requests of one size reuse at most VARIANTS images
+    one = image_plan("1", "uniform:500:510", seed=1)  # all on the 504 px grid step
+    urls = {id(one.next()[0][0]) for _ in range(50)}
+    assert len(urls) <= 4
     assert image_plan(None, "512").next() == []  # no default images without --llm-images
     assert len(image_plan(None, "32").next(2)) == 2  # chat(images=2) still gets two
 
