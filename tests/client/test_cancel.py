@@ -200,3 +200,12 @@ def test_a_request_cancelled_while_queued_leaves_the_queue_at_once():
         first.kill()
     finally:
         e.kill()
+
+
+def test_a_picked_request_that_ends_first_completes_as_any_other(emu):
+    env, (u,) = make_users(emu.url, 1)  # every request picked, hang up after 5 tokens
+    r = u.chat("short", max_tokens=3)
+    assert r.ok and not r.cancelled and r.output_tokens == 3 and r.e2e is not None
+    s = env.llm.summary()
+    assert s["completed"] == 1 and s["cancelled"] == 0
+    assert env.stats.get("/v1/chat/completions", "POST").num_requests == 1
