@@ -96,7 +96,11 @@ class LLMRuntime:
         self.output_tokenizer = _output_tokenizer(o.tokenizer)
         self.continuous_usage: bool = bool(o.continuous_usage)
         # checked by the pre-flight before this runs: a bad value never gets here
-        self.cancel: CancelPlan | None = cancel_plan(o.cancel_rate, o.cancel_after, o.seed)
+        # each worker its own decision stream (the same for the same worker index and seed)
+        worker = max(getattr(getattr(self.environment, "runner", None), "worker_index", 0), 0)
+        self.cancel: CancelPlan | None = cancel_plan(
+            o.cancel_rate, o.cancel_after, o.seed, stream=worker
+        )
         self.images: ImagePlan = image_plan(o.images, o.image_size, o.seed)
         self.slos = check_slos(split_slos(o.slo))
         self.collector.good = goodput_predicate(self.slos)

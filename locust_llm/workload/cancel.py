@@ -4,8 +4,9 @@ Real clients go away mid-answer (a user closes the tab, an agent stops at a tool
 server must free the slot and the KV blocks at once, and its counters must say so. With
 ``--llm-cancel-rate P --llm-cancel-after N`` a share P of the requests is cut off by closing
 the connection after N output tokens (``"32"``) or after a time from the request's send
-(``"500ms"``, ``"2s"``). The draws come from ``random.Random(seed)`` one per request, so
-the same seed cancels the same positions of a process's request sequence.
+(``"500ms"``, ``"2s"``). The draws come from a generator seeded with the seed and the
+worker's index, one per request, so the same seed cancels the same positions of each
+process's request sequence.
 """
 
 from __future__ import annotations
@@ -59,11 +60,12 @@ class CancelPlan:
 
     __slots__ = ("after", "rate", "_rng")
 
-    def __init__(self, rate: float, after: CancelAfter, seed: int = 0) -> None:
+    def __init__(self, rate: float, after: CancelAfter, seed: int = 0, stream: int = 0) -> None:
         self.rate = rate
         self.after = after
-        # its own stream: cancelling must not shift the prompts or lengths the same seed draws
-        self._rng = random.Random(f"cancel:{seed}")
+        # its own generator: cancelling must not shift the prompts or lengths the same seed
+        # draws; ``stream`` (a worker's index) gives each process its own sequence
+        self._rng = random.Random(f"cancel:{seed}:{stream}")
 
     def next(self) -> CancelAfter | None:
         if self.rate >= 1.0:
@@ -88,7 +90,9 @@ def parse_cancel_rate(text: str | float | None) -> float:
     return rate
 
 
-def cancel_plan(rate: str | float | None, after: str | None, seed: int = 0) -> CancelPlan | None:
+def cancel_plan(
+    rate: str | float | None, after: str | None, seed: int = 0, stream: int = 0
+) -> CancelPlan | None:
     """The plan for the options, None when nothing is cancelled; SpecError on bad values."""
     fraction = parse_cancel_rate(rate)
     when = parse_cancel_after(after) if after else None  # a typo is an error even at rate 0
@@ -96,4 +100,4 @@ def cancel_plan(rate: str | float | None, after: str | None, seed: int = 0) -> C
         return None
     if when is None:
         raise SpecError(f"--llm-cancel-rate {rate} needs --llm-cancel-after: {AFTER_HINT}")
-    return CancelPlan(fraction, when, seed)
+    return CancelPlan(fraction, when, seed, stream)
