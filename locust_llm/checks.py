@@ -40,7 +40,7 @@ _LATENCIES = ("ttft_content", "ttft", "tpot", "itl", "e2el", "queue_time")
 _ALIASES = {"e2e": "e2el", "latency": "e2el"}
 _STATS = ("mean", "median", "std", "min", "max")
 _RATES = {"error_rate", "client_own_stamp"}
-_COUNTS = {"completed", "failed", "aborted", "total_requests"}
+_COUNTS = {"completed", "failed", "aborted", "cancelled", "total_requests"}
 _PLAIN = {
     "output_throughput",
     "request_throughput",

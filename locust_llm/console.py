@@ -20,6 +20,8 @@ def format_summary(s: dict[str, Any]) -> list[str]:
     row("Successful requests:", s["completed"], "{:<10}")
     row("Failed requests:", s["failed"], "{:<10}")
     row("Aborted requests:", s["aborted"], "{:<10}")
+    if s.get("cancelled"):  # only with --llm-cancel-*: vLLM's block has no such line
+        row("Cancelled by the client:", s["cancelled"], "{:<10}")
     if s.get("no_data_reason"):  # the zeros below measured nothing: say why
         lines.append(f"NO DATA: {s['no_data_reason']}")
     if s.get("midstream_errors"):

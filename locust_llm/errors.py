@@ -17,6 +17,7 @@ import gevent
 
 __all__ = [
     "ABORTED",
+    "CALLER_TIMEOUT",
     "CANCELLED",
     "CLIENT",
     "HTTP",
@@ -31,14 +32,17 @@ __all__ = [
 
 #: the client stopped the request (users stopped, Ctrl-C): not a server failure
 ABORTED = "aborted"
-#: a timeout the locustfile put around the request cancelled it: not a server failure
+#: a timeout the locustfile put around the request cut it off: counted as aborted
+CALLER_TIMEOUT = "caller_timeout"
+#: the client hung up on purpose (--llm-cancel-rate/--llm-cancel-after): neither failed nor
+#: aborted, counted apart with the tokens it received
 CANCELLED = "cancelled"
 HTTP = "http"  #: the server answered with a status other than 200
 TRANSPORT = "transport"  #: no connection, a read timeout, or the connection lost
 PROTOCOL = "protocol"  #: the answer is not a valid, complete OpenAI event stream
 MIDSTREAM = "midstream"  #: an error event in place of any token
 CLIENT = "client"  #: the request could not be built or sent (locustfile, model lookup)
-KINDS = (ABORTED, CANCELLED, HTTP, TRANSPORT, PROTOCOL, MIDSTREAM, CLIENT)
+KINDS = (ABORTED, CALLER_TIMEOUT, CANCELLED, HTTP, TRANSPORT, PROTOCOL, MIDSTREAM, CLIENT)
 
 
 def fail(res: Any, kind: str, key: str, message: str) -> None:
@@ -46,8 +50,10 @@ def fail(res: Any, kind: str, key: str, message: str) -> None:
     res.error = message
     res.error_kind = kind
     res.error_key = key
-    if kind in (ABORTED, CANCELLED):
+    if kind in (ABORTED, CALLER_TIMEOUT):
         res.aborted = True
+    elif kind == CANCELLED:
+        res.cancelled = True
 
 
 def connect_error_key(err: BaseException) -> str:

@@ -35,6 +35,11 @@ class LLMOptions:
     timeout: float | None = None  # None: each user class's own network_timeout
     tokenizer: str | None = None
     continuous_usage: bool = False
+    # client behaviour: hang up on a share of requests; images in chat requests
+    cancel_rate: str | None = None  # checked by the pre-flight (one line), not by argparse
+    cancel_after: str | None = None
+    images: str | None = None
+    image_size: str = "512"
     # outputs and judgement
     records: str | None = None
     records_append: bool = False
@@ -255,6 +260,24 @@ def add_arguments(parser: Any) -> None:
         action="store_true",
         help="Start the users without the pre-flight check (server reachable, model served, "
         "one streamed request): to measure a server that fails",
+    )
+    a(
+        "--llm-cancel-rate",
+        help="Fraction of requests (0..1, drawn with --llm-seed) the client cancels by closing "
+        "the connection, as a client going away does; see --llm-cancel-after",
+    )
+    a(
+        "--llm-cancel-after",
+        help='When to cancel: after N output tokens ("32") or a time after sending ("500ms", "2s")',
+    )
+    a(
+        "--llm-images",
+        help="Chat: generated PNG images per request (a count or a distribution, e.g. "
+        "uniform:1:3), sent as image_url data: parts; vision models only",
+    )
+    a(
+        "--llm-image-size",
+        help=f"Side of each square image in pixels (a distribution; default {d.image_size})",
     )
     _add_workload_arguments(a, web)
 

@@ -29,6 +29,7 @@ __all__ = [
     "PreflightError",
     "ServerCheck",
     "add_option_check",
+    "check_client_options",
     "check_options",
     "check_server",
     "first_model",
@@ -56,6 +57,22 @@ def add_option_check(fn: OptionCheck) -> OptionCheck:
 def check_options(options: Any) -> None:
     for fn in list(_OPTION_CHECKS):
         fn(options)
+
+
+@add_option_check
+def check_client_options(options: Any) -> None:
+    """The client's own behaviour options (cancellation, images), as the runtime reads them."""
+    from locust_llm.options import LLMOptions
+    from locust_llm.workload.cancel import cancel_plan
+    from locust_llm.workload.distributions import SpecError
+    from locust_llm.workload.images import image_plan
+
+    o = LLMOptions.of(options)
+    try:
+        cancel_plan(o.cancel_rate, o.cancel_after, o.seed)
+        image_plan(o.images, o.image_size, o.seed)
+    except SpecError as e:
+        raise PreflightError(str(e)) from None
 
 
 @dataclass

@@ -53,8 +53,8 @@ def write_summary(environment: Any, rt: LLMRuntime) -> dict[str, Any]:
             ratio * 100,
             "; it is set, so this server ignores ignore_eos" if rt.ignore_eos else "",
         )
-    # requests cut off when the run ends (error kind aborted/cancelled) never reach Locust's
-    # failures, so its exit code already leaves them out; nothing is judged by message text
+    # requests cut off by the client (error kinds aborted, caller_timeout, cancelled) never
+    # reach Locust's failures, so its exit code already leaves them out; nothing is judged by message text
     if rt.records_failed and not environment.process_exit_code:
         environment.process_exit_code = 1  # an artifact the user asked for is incomplete
     if rt.summary_path:

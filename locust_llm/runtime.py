@@ -26,6 +26,8 @@ from locust_llm.metrics.record import LLMResult
 from locust_llm.metrics.summary import summarize
 from locust_llm.options import LLMOptions
 from locust_llm.records import RecordsWriter
+from locust_llm.workload.cancel import CancelPlan, cancel_plan
+from locust_llm.workload.images import ImagePlan, image_plan
 from locust_llm.workload.warmup import Warmup
 
 __all__ = ["LLMRuntime"]
@@ -93,6 +95,13 @@ class LLMRuntime:
         self.timeout: float | None = o.timeout  # None: the user class's network_timeout
         self.output_tokenizer = _output_tokenizer(o.tokenizer)
         self.continuous_usage: bool = bool(o.continuous_usage)
+        # checked by the pre-flight before this runs: a bad value never gets here
+        # each worker its own decision stream (the same for the same worker index and seed)
+        worker = max(getattr(getattr(self.environment, "runner", None), "worker_index", 0), 0)
+        self.cancel: CancelPlan | None = cancel_plan(
+            o.cancel_rate, o.cancel_after, o.seed, stream=worker
+        )
+        self.images: ImagePlan = image_plan(o.images, o.image_size, o.seed)
         self.slos = check_slos(split_slos(o.slo))
         self.collector.good = goodput_predicate(self.slos)
         self.summary_path: str | None = o.summary

@@ -187,6 +187,16 @@ class StreamAccumulator:
             elif chunks == 0:
                 fail(res, PROTOCOL, "no token chunk", NO_TOKENS)
 
+    def hung_up(
+        self, now: float, prompt_tokens: int | None = None, tokenizer: Any | None = None
+    ) -> None:
+        """The client closed the stream on purpose at ``now``: the tokens that arrived are
+        counted as at a normal end, but no E2E (the request never ended) and no judgement
+        (a stream the client cut is not truncated by the server)."""
+        self.res.stream_closed = (now - self.t0) * 1000
+        self._received()
+        count_output(self.res, self.usage, prompt_tokens, tokenizer, self.reasoning)
+
     def cut_off(self) -> None:
         """The stream stopped before its end (the client aborted it, or it broke): keep what
         arrived, consistently (TTFT, chunk counts, text and gaps all describe the same tokens);

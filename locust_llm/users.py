@@ -24,6 +24,7 @@ from locust_llm import plugin
 from locust_llm.backoff import Backoff, is_immediate, kind_of
 from locust_llm.errors import (
     ABORTED,
+    CALLER_TIMEOUT,
     CANCELLED,
     CLIENT,
     HTTP,
@@ -33,6 +34,7 @@ from locust_llm.errors import (
     describe_connect_error,
     fail,
 )
+from locust_llm.hangup import read_until_cancel
 from locust_llm.metrics.locust_grid import on_locust_grid
 from locust_llm.metrics.record import LLMResult
 from locust_llm.protocol import (
@@ -46,6 +48,8 @@ from locust_llm.protocol import (
 from locust_llm.sse import SSEError
 from locust_llm.stream import StreamAccumulator
 from locust_llm.timestamps import StampReader
+from locust_llm.workload.cancel import CancelAfter
+from locust_llm.workload.images import attach_images
 
 __all__ = ["LLMUser", "OpenAIChatUser", "OpenAICompletionsUser", "LLMResult"]
 
@@ -103,10 +107,12 @@ class LLMUser(FastHttpUser):
         name: str | None = None,
         prompt_tokens: int | None = None,
         queue_time: float = 0.0,
+        images: tuple[int, int] = (0, 0),
     ) -> LLMResult:
         """POST ``body`` to ``path`` with streaming and measure it. Never raises on failure:
         the failure is in Locust's stats and in ``result.error`` (``GreenletExit`` is re-raised
-        after the request is recorded as aborted, so stopping users stays immediate)."""
+        after the request is recorded as aborted, so stopping users stays immediate).
+        ``images``: (count, bytes) of the images in the body, for the record."""
         llm = self.llm
         name = name or path  # Locust shows it as type POST, name /v1/...
         if body.get("stream") is not True:
@@ -114,6 +120,8 @@ class LLMUser(FastHttpUser):
         res = LLMResult(name=name, model=str(body.get("model", "")), queue_time=queue_time)
         res.max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
         res.request_id = uuid.uuid4().hex
+        res.images, res.image_bytes = images
+        cancel = llm.cancel.next() if llm.cancel is not None else None
         headers = {**self._headers, "X-Request-Id": res.request_id}
         auth = llm.auth_header
         if auth:
@@ -149,7 +157,10 @@ class LLMUser(FastHttpUser):
                         fail(res, PROTOCOL, "not an event stream", _not_a_stream(r))
                     else:
                         self._acc = None
-                        self._read_stream(r, res, t0, prompt_tokens)
+                        if cancel is None:
+                            self._read_stream(r, res, t0, prompt_tokens)
+                        else:
+                            self._read_cancelling(r, res, t0, prompt_tokens, cancel)
                 except (gevent.GreenletExit, gevent.Timeout, KeyboardInterrupt) as e:
                     # users stopped, a timeout the caller put around chat(), or Ctrl-C landing
                     # in this greenlet: cancelled by the client, so aborted (not a server error
@@ -190,10 +201,17 @@ class LLMUser(FastHttpUser):
                         # success nor a server failure, so Locust's table, CSV and HTML leave it
                         # out, as the LLM summary's "failed" does (it counts it as aborted)
                         pass
-                    elif res.error is not None:
+                    elif res.error is not None and not res.cancelled:
                         r.failure(res.error)
-                    else:
+                    elif not res.cancelled:
                         r.success()
+                if res.cancelled:
+                    # hung up on purpose: like an abort, neither a success nor a failure in
+                    # Locust's rows (its cut-short time is no response time); leaving the
+                    # block by an exception is how a caught response stays unreported
+                    raise _Unreported
+        except _Unreported:
+            pass
         except (gevent.GreenletExit, gevent.Timeout, KeyboardInterrupt) as e:
             if res.error is None:  # stopped while connecting/sending: not a completed request
                 _abort(res, e)
@@ -254,6 +272,7 @@ class LLMUser(FastHttpUser):
         prompt_tokens: int | None,
         queue_time: float,
         extra: dict[str, Any],
+        images: tuple[int, int] = (0, 0),
     ) -> LLMResult:
         """Shared by :meth:`chat` and :meth:`complete`: defaults from the options, then send."""
         llm = self.llm
@@ -269,7 +288,12 @@ class LLMUser(FastHttpUser):
             **extra,
         )
         return self.stream_request(
-            self.path, body, name=name, prompt_tokens=prompt_tokens, queue_time=queue_time
+            self.path,
+            body,
+            name=name,
+            prompt_tokens=prompt_tokens,
+            queue_time=queue_time,
+            images=images,
         )
 
     def _refuse(self, name: str, path: str, error: str) -> LLMResult:
@@ -317,18 +341,8 @@ class LLMUser(FastHttpUser):
         # kernel receive stamps (--llm-timestamps): the socket carrying this response, taken
         # before the body is read (geventhttpclient drops it at message end)
         reader = StampReader.from_response(r) if self._kernel_ts else None
-        env = self.environment
-        on_token = None
-        if self.llm.token_events:
-            # --llm-token-events: listeners see each chunk as it arrives (user-space time; the
-            # kernel stamps, if any, replace the result's times once the stream has ended)
-            fire = env.events.llm_token.fire
-
-            def on_token(result: LLMResult, index: int, t_ms: float, text: str) -> None:
-                fire(result=result, index=index, t_ms=t_ms, text=text, environment=env)
-
         acc = self._acc = StreamAccumulator(
-            res, t0, reader.sock if reader is not None else None, on_token
+            res, t0, reader.sock if reader is not None else None, self._on_token()
         )
         feed = acc.feed
         while True:
@@ -343,12 +357,44 @@ class LLMUser(FastHttpUser):
         acc.finish(perf(), prompt_tokens, self.llm.output_tokenizer)
         return acc
 
+    def _on_token(self) -> Any:
+        """With --llm-token-events: the callback that shows listeners each chunk as it
+        arrives (user-space time; kernel stamps, if any, replace the result's times once
+        the stream has ended). None otherwise: the loop pays nothing."""
+        if not self.llm.token_events:
+            return None
+        env = self.environment
+        fire = env.events.llm_token.fire
+
+        def on_token(result: LLMResult, index: int, t_ms: float, text: str) -> None:
+            fire(result=result, index=index, t_ms=t_ms, text=text, environment=env)
+
+        return on_token
+
+    def _read_cancelling(
+        self, r: Any, res: LLMResult, t0: float, prompt_tokens: int | None, after: CancelAfter
+    ) -> None:
+        """The stream of a request picked for cancellation: read until ``after``, then hang
+        up; one that ends first is judged as any other (user-space stamps)."""
+        acc = self._acc = StreamAccumulator(res, t0, None, self._on_token())
+        if read_until_cancel(r, acc, after, t0):
+            acc.hung_up(_perf(), prompt_tokens, self.llm.output_tokenizer)
+            n = res.output_tokens
+            fail(res, CANCELLED, "cancelled by the client", f"cancelled by the client "
+                 f"{after.describe()} (--llm-cancel-after), {n} tokens received")  # fmt: skip
+        else:
+            acc.finish(_perf(), prompt_tokens, self.llm.output_tokenizer)
+
+
+class _Unreported(Exception):
+    """Leaves the response's block so that Locust records nothing for it."""
+
 
 def _abort(res: LLMResult, e: BaseException) -> None:
     """Cut off by the client: a caller's timeout cancelled it, or the user was stopped."""
     if isinstance(e, gevent.Timeout):
         msg = f"{ABORTED_PREFIX}cancelled by a timeout around the request ({e})"
-        fail(res, CANCELLED, "cancelled: timeout around the request", msg)
+        fail(res, CALLER_TIMEOUT, "aborted: timeout around the request", msg)
     else:
         msg = f"{ABORTED_PREFIX}user stopped while the request was in flight"
         fail(res, ABORTED, "aborted: user stopped", msg)
@@ -395,12 +441,21 @@ class OpenAIChatUser(LLMUser):
         name: str | None = None,
         prompt_tokens: int | None = None,
         queue_time: float = 0.0,
+        images: int | None = None,
         **extra: Any,
     ) -> LLMResult:
-        """One streamed chat request; ``extra`` goes into the body (temperature, model...)."""
+        """One streamed chat request; ``extra`` goes into the body (temperature, model...).
+        ``images``: generated PNGs to add to the last user message (default: as many as
+        ``--llm-images`` draws, sized by ``--llm-image-size``)."""
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
-        return self._send(chat_body, messages, max_tokens, name, prompt_tokens, queue_time, extra)
+        imgs = self.llm.images.next(images)
+        if imgs:
+            messages = attach_images(messages, imgs)
+        sent = (len(imgs), sum(n for _, n in imgs))
+        return self._send(
+            chat_body, messages, max_tokens, name, prompt_tokens, queue_time, extra, sent
+        )
 
 
 class OpenAICompletionsUser(LLMUser):

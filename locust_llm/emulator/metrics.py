@@ -165,11 +165,15 @@ class EngineMetrics:
         self.prompt_by_source["local_compute"].inc(prompt_tokens - cached)
         self.prompt_by_source["local_cache_hit"].inc(cached)
 
-    def finished(self, reason: str, ttft: float | None, e2e: float, queue: float) -> None:
-        """Record one finished request (any finish reason, abort included)."""
-        self.success.get(reason, self.success["abort"]).inc()
+    def finished(self, reason: str | None, ttft: float | None, e2e: float, queue: float) -> None:
+        """Record one finished request (any finish reason, abort included). ``reason`` None:
+        the client disconnected; vLLM 0.32 aborts such a request in its front end, before any
+        finished-request stats, so only its TTFT (observed when the first token came) counts."""
         if ttft is not None:
             self.ttft.observe(ttft)
+        if reason is None:
+            return
+        self.success.get(reason, self.success["abort"]).inc()
         self.e2e.observe(e2e)
         self.queue.observe(queue)
 

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from . import wire
+from .disconnect import ClientGone, watch
 from .engine import Seq
 from .faults import STREAM_FAULTS
 
@@ -49,7 +50,8 @@ class Output:
     last_text: bytes | None  # the last token's text when a stop string cut it
     fault: str | None
     t_send: list[float] | None = field(init=False, default=None)
-    reason: str = field(init=False, default="abort")
+    # None: the client disconnected (vLLM then frees the slot and counts no finished request)
+    reason: str | None = field(init=False, default="abort")
     written: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
@@ -72,8 +74,9 @@ class Output:
         """Tokens written before a stream fault strikes (half of them, at least one)."""
         return max(1, self.seq.n_out // 2) if self.fault in STREAM_FAULTS else self.seq.n_out
 
-    def stream(self, enc: wire.StreamEncoder, write):
+    def stream(self, enc: wire.StreamEncoder, write, sock=None):
         app, seq = self.app, self.seq
+        watcher = watch(sock)
         metrics = app.metrics
         n = seq.n_out
         cut = self._cut()
@@ -120,8 +123,15 @@ class Output:
                 tail = enc.usage_chunk(n, self._cache()) if enc.include_usage else b""
                 self.reason = self.finish
                 yield tail + wire.DONE
+        except (GeneratorExit, ClientGone):  # pywsgi stopped at a yield, or the watcher saw EOF
+            self.reason = None
+            raise
         finally:
-            self._done()
+            try:
+                self._done()
+            finally:
+                if watcher is not None:
+                    watcher.kill()
 
     def blocking(self, start_response):
         app, seq = self.app, self.seq
@@ -159,7 +169,9 @@ class Output:
         queue = (seq.admitted_at or now) - seq.arrival
         app.metrics.finished(self.reason, ttft, now - seq.arrival, queue)
         if app.truth is not None:
-            app.truth.record(self.rid, seq.arrival, self.t_send, finish_reason=self.reason)
+            app.truth.record(
+                self.rid, seq.arrival, self.t_send, finish_reason=self.reason or "abort"
+            )
         app._count_request()
 
 

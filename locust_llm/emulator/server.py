@@ -25,6 +25,7 @@ from gevent.pywsgi import WSGIHandler, WSGIServer
 from . import request, wire
 from . import text as textmod
 from .cli import Config
+from .disconnect import ClientGone
 from .engine import QueueFull, Seq, make_engine
 from .faults import MESSAGES, STREAM_FAULTS, FaultInjector
 from .metrics import CONTENT_TYPE, EngineMetrics
@@ -47,9 +48,16 @@ class _Handler(WSGIHandler):
             pass
         return super().handle()
 
+    def get_environ(self):
+        env = super().get_environ()
+        env["emulator.socket"] = self.socket  # watched for the client going away
+        return env
+
     def process_result(self):
         try:
             super().process_result()
+        except ClientGone:
+            self.close_connection = True
         except Abort as a:
             self.close_connection = True
             try:
@@ -275,7 +283,7 @@ class EmulatorApp:
                 bool(so.get("continuous_usage_stats")),
             )
             write = start_response("200 OK", _SSE)
-            return out.stream(enc, write)
+            return out.stream(enc, write, environ.get("emulator.socket"))
         return out.blocking(start_response)
 
 

@@ -2,8 +2,9 @@
 
 Prompt tokens are COUNTED, not tokenized: ``ceil(len(text) / 4)`` per text (about what BPE
 tokenizers give for English), plus a chat-template overhead of 3 tokens per message and 3 for
-the assistant turn (OpenAI's published counting rule). A prompt given as token ids counts as
-its length. The count is a pure function of the text, so clients and tests can predict it.
+the assistant turn (OpenAI's published counting rule), plus each image part's charge
+(``images.py``). A prompt given as token ids counts as its length. The count is a pure
+function of the request, so clients and tests can predict it.
 
 Output is a window over a fixed stream of "word" tokens (one token = one word with its leading
 space) drawn from a small vocabulary with ``random.Random(seed)``; the window starts at an
@@ -17,6 +18,8 @@ import math
 import random
 
 import orjson
+
+from .images import parts_image_tokens
 
 CHARS_PER_TOKEN = 4
 CHAT_TOKENS_PER_MESSAGE = 3
@@ -55,6 +58,8 @@ def chat_prompt(messages: list) -> tuple[str, int]:
     n = (
         sum(count_text_tokens(t) + CHAT_TOKENS_PER_MESSAGE for t in texts)
         + CHAT_TOKENS_REPLY_PRIMING
+        # image parts: the vision model's charge per image (see images.py)
+        + sum(parts_image_tokens(m.get("content")) for m in messages if isinstance(m, dict))
     )
     return "\n".join(texts), n
 

@@ -164,6 +164,8 @@ class Collector:
         if r.aborted:
             w.aborted += 1
             return
+        if r.cancelled:
+            return w.add_cancelled(r)
         if r.error is not None:
             w.failed += 1
             key = r.error_key or r.error
@@ -176,6 +178,8 @@ class Collector:
         w.completed += 1
         w.input_tokens += r.prompt_tokens or 0
         w.output_tokens += r.output_tokens
+        w.images += r.images
+        w.image_bytes += r.image_bytes
         if r.midstream_error is not None:
             w.midstream_errors += 1
         src = "src_" + r.output_tokens_source
@@ -188,7 +192,7 @@ class Collector:
         if r.ttfot is not None:
             sk["ttfot"].add(r.ttfot)
         if r.chunk_tokens:
-            self._token_weighted(w, r)
+            w.add_token_weighted(r)
         if r.max_tokens:
             w.requested_tokens += r.max_tokens
             w.requested_output += r.output_tokens
@@ -228,30 +232,6 @@ class Collector:
                 w.spans.append(r.t_start)
                 w.spans.append(r.t_start + r.e2e / 1000.0)
         self._spread_tokens(w, r)
-
-    @staticmethod
-    def _token_weighted(w: Window, r: LLMResult) -> None:
-        """Token-weighted ITL from per-chunk token counts: the time before each chunk after
-        the first token's, spread evenly over the tokens it carried (k samples of gap/k);
-        gaps before chunks with no token carry over to the next one that has some."""
-        ct = r.chunk_tokens or []
-        w.usage_chunks += sum(1 for k in ct if k)
-        w.usage_chunk_tokens += sum(ct)
-        if len(ct) != len(r.itl) + 1:
-            return
-        out: list[float] = []
-        seen_token = ct[0] > 0
-        pending = 0.0
-        for gap, k in zip(r.itl, ct[1:], strict=True):
-            if not seen_token:
-                seen_token = k > 0
-                continue
-            pending += gap
-            if k:
-                out.extend([pending / k] * k)
-                pending = 0.0
-        if out:
-            w.sketches["itl_token"].add_many(out)
 
     @staticmethod
     def _spread_tokens(w: Window, r: LLMResult) -> None:

@@ -14,6 +14,12 @@ def no_data_reason(summary: dict[str, Any]) -> str | None:
         return None
     failed = summary.get("failed") or 0
     aborted = summary.get("aborted") or 0
+    cancelled = summary.get("cancelled") or 0
+    if cancelled and not failed and not aborted:
+        return (
+            f"no request completed: the client cancelled all {cancelled} "
+            "(--llm-cancel-rate below 1, or a later --llm-cancel-after, lets some finish)"
+        )
     if not failed and not aborted:
         return "no request was sent or finished (run longer, or check the host and users)"
     if aborted and not failed:

@@ -43,6 +43,9 @@ _RECORD_FIELDS = (
     "error_key",
     "midstream_error",
     "aborted",
+    "cancelled",
+    "images",
+    "image_bytes",
     "warmup",
     "timestamps",
     "shared",
@@ -85,14 +88,18 @@ class LLMResult:
     finish_reason: str | None = None
     status: int = 0
     error: str | None = None
-    # what kind of failure (locust_llm.errors: aborted, cancelled, http, transport, protocol,
-    # midstream, client) and a short stable key to count it by (no payload, no host)
+    # what kind of failure (locust_llm.errors: aborted, caller_timeout, cancelled, http,
+    # transport, protocol, midstream, client) and a short stable key to count it by (no payload, no host)
     error_kind: str | None = None
     error_key: str | None = None
     # an error event after token chunks: vLLM counts the request successful with the tokens
     # it got; kept here so it is not invisible (summary: midstream_errors)
     midstream_error: str | None = None
     aborted: bool = False
+    # the client hung up on purpose (--llm-cancel-*): not a failure, kept apart from completed
+    cancelled: bool = False
+    images: int = 0  # image parts sent in the request
+    image_bytes: int = 0  # their decoded (PNG) bytes, not the base64 text
     warmup: bool = False
     text: str = ""
     # how token arrival was stamped: "user" (perf_counter after the read) or "kernel"

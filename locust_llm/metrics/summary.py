@@ -61,6 +61,8 @@ def usage_fields(w: Window) -> dict[str, Any]:
             w.cached_tokens / w.cached_prompt_tokens if w.cached_prompt_tokens else None
         ),
         "total_reasoning_tokens": w.reasoning_tokens,
+        "total_images": w.images,
+        "total_image_bytes": w.image_bytes,
         "mean_tokens_per_chunk": (
             w.usage_chunk_tokens / w.usage_chunks if w.usage_chunks else None
         ),
@@ -83,6 +85,7 @@ def summarize_range(collector: Collector, start: float, end: float) -> dict[str,
         "completed": w.completed,
         "failed": w.failed,
         "aborted": w.aborted,
+        "cancelled": w.cancelled,
         "total_input_tokens": w.input_tokens,
         "total_output_tokens": w.output_tokens,
         "request_throughput": rate(w.completed),
@@ -166,12 +169,15 @@ def summarize(
     def rate(x: float) -> float:
         return x / duration if duration > 0 else 0.0
 
-    total = w.completed + w.failed + w.aborted
+    total = w.completed + w.failed + w.aborted + w.cancelled
     out: dict[str, Any] = {
         "duration": duration,
         "completed": w.completed,
         "failed": w.failed,
         "aborted": w.aborted,
+        # hung up on by the client on purpose (--llm-cancel-*): outside every vLLM field
+        "cancelled": w.cancelled,
+        "cancelled_output_tokens": w.cancelled_tokens,
         "total_requests": total,
         # aborted = cancelled by the client (users stopped mid-request): not a server error
         "error_rate": w.failed / (w.completed + w.failed) if (w.completed + w.failed) else 0.0,

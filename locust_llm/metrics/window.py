@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import math
 from array import array
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from locust_llm.metrics.distribution import Distribution
+
+if TYPE_CHECKING:
+    from locust_llm.metrics.record import LLMResult
 
 __all__ = ["Window", "LATENCY_METRICS", "FULL_RESOLUTION_S", "EVENT_CAP", "SLOTS"]
 
@@ -30,6 +33,8 @@ LATENCY_METRICS = (
     # received it, and how long after t0 the request was handed to the kernel
     "read_lateness",
     "send_lateness",
+    # requests the client cancelled (--llm-cancel-*): their TTFT, never in vLLM's fields
+    "ttft_cancelled",
 )
 
 FULL_RESOLUTION_S = 120  # seconds kept with full sketches; older ones are compacted
@@ -38,6 +43,8 @@ _COUNTERS = (
     "completed",
     "failed",
     "aborted",
+    "cancelled",  # hung up on by the client on purpose, and the output tokens they received
+    "cancelled_tokens",
     "good",
     "input_tokens",
     "output_tokens",
@@ -59,6 +66,9 @@ _COUNTERS = (
     "cached_tokens",
     "cached_prompt_tokens",
     "reasoning_tokens",
+    # image parts sent in completed requests, and their PNG bytes
+    "images",
+    "image_bytes",
     # completed requests by where their output token count came from
     "src_usage",
     "src_tokenizer",
@@ -133,6 +143,7 @@ class Window:
             "requests": self.completed,
             "failed": self.failed,
             "aborted": self.aborted,
+            "cancelled": self.cancelled,
             "output_tokens": 0,
             "input_tokens": self.input_tokens,
             "in_flight": self.inflight_max,
@@ -142,6 +153,37 @@ class Window:
             "itl_p50_ms": itl[0],
             "itl_p99_ms": itl[1],
         }
+
+    def add_cancelled(self, r: LLMResult) -> None:
+        """A request the client hung up on: counted with its tokens, its TTFT kept apart
+        from vLLM's (which never cancels)."""
+        self.cancelled += 1
+        self.cancelled_tokens += r.output_tokens
+        if r.ttft is not None:
+            self.sketches["ttft_cancelled"].add(r.ttft)
+
+    def add_token_weighted(self, r: LLMResult) -> None:
+        """Token-weighted ITL from per-chunk token counts: the time before each chunk after
+        the first token's, spread evenly over the tokens it carried (k samples of gap/k);
+        gaps before chunks with no token carry over to the next one that has some."""
+        ct = r.chunk_tokens or []
+        self.usage_chunks += sum(1 for k in ct if k)
+        self.usage_chunk_tokens += sum(ct)
+        if len(ct) != len(r.itl) + 1:
+            return
+        out: list[float] = []
+        seen_token = ct[0] > 0
+        pending = 0.0
+        for gap, k in zip(r.itl, ct[1:], strict=True):
+            if not seen_token:
+                seen_token = k > 0
+                continue
+            pending += gap
+            if k:
+                out.extend([pending / k] * k)
+                pending = 0.0
+        if out:
+            self.sketches["itl_token"].add_many(out)
 
     def merge(self, other: Window, slots: bool = True) -> None:
         for m, h in other.sketches.items():

@@ -123,6 +123,7 @@ def _result(r: dict[str, Any]) -> LLMResult:
     res.error = str(r["error"]) if r.get("error") else None
     res.error_key = str(r["error_key"]) if r.get("error_key") else None
     res.aborted = bool(r.get("aborted"))
+    res.cancelled = bool(r.get("cancelled"))
     res.warmup = bool(r.get("warmup"))
     return res
 
@@ -144,7 +145,7 @@ def samples_from_records(records: list[dict[str, Any]]) -> Samples:
             continue
         ok.append(r.ok)
         t_start.append(r.t_start if "t_start" in rec else np.nan)
-        if r.error and not r.aborted:
+        if r.error and not r.aborted and not r.cancelled:
             key = r.error_key or r.error
             errors[key] = errors.get(key, 0) + 1
         if not r.ok:

@@ -127,6 +127,7 @@ class LLMPromCollector:
         req.add_metric(["completed"], w.completed)
         req.add_metric(["failed"], w.failed)
         req.add_metric(["aborted"], w.aborted)
+        req.add_metric(["cancelled"], w.cancelled)
         yield req
         yield CounterMetricFamily(
             PREFIX + "output_tokens",

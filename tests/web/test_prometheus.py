@@ -73,7 +73,7 @@ def test_render_parses_back_with_counters_and_sums() -> None:
         assert len(les) == len(edges) + 1
     assert fams["locust_llm_time_to_first_token_seconds"].samples  # TTFT present
     req = {s.labels["outcome"]: s.value for s in fams["locust_llm_requests"].samples}
-    assert req == {"completed": 200, "failed": 1, "aborted": 0}
+    assert req == {"completed": 200, "failed": 1, "aborted": 0, "cancelled": 0}
     assert fams["locust_llm_output_tokens"].samples[0].value == 200 * 16
     assert fams["locust_llm_input_tokens"].samples[0].value == 200 * 10
     # the hit rate's two counters, the summary's own figures (only requests that reported it)

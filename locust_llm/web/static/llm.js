@@ -37,6 +37,7 @@
     setText("meta-state", m.state); setText("meta-users", m.users);
     const cards = [
       ["completed", s.completed, 0], ["failed", s.failed, 0], ["aborted", s.aborted, 0],
+      ["cancelled", s.cancelled, 0],
       ["request_throughput", s.request_throughput, 2], ["output_throughput", s.output_throughput, 1],
       ["max_output_tokens_per_s", s.max_output_tokens_per_s, 1],
       ["total_output_tokens", s.total_output_tokens, 0], ["duration", s.duration, 1],
