@@ -18,7 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 from locust_llm.metrics.distribution import EXACT_CAP
+from locust_llm.metrics.pooling import fold_pooling
 from locust_llm.metrics.record import LLMResult
+from locust_llm.metrics.tokens import token_weighted_itl
 
 __all__ = ["Collector", "Window", "LATENCY_METRICS"]
 
@@ -27,6 +29,7 @@ from locust_llm.metrics.window import (  # noqa: F401  (re-exported)
     EVENT_CAP,
     FULL_RESOLUTION_S,
     LATENCY_METRICS,
+    SKETCHES,
     SLOTS,
     Window,
 )
@@ -51,7 +54,7 @@ class Collector:
         # them in this run (this process's share, on a worker); then that metric's samples are
         # dropped everywhere and it is sketch-only, so memory and report size stay bounded.
         self.exact_cap = exact_cap
-        self.sample_counts: dict[str, int] = dict.fromkeys(LATENCY_METRICS, 0)
+        self.sample_counts: dict[str, int] = dict.fromkeys(SKETCHES, 0)
         self.sketch_only: set[str] = set()
         # chunk arrival times and request spans kept exactly up to event_cap chunks
         self.event_cap = event_cap
@@ -180,7 +183,10 @@ class Collector:
             w.errors[key] = w.errors.get(key, 0) + 1
             if key not in w.error_examples:
                 w.error_examples[key] = r.error
+            w.pool_failed += r.items is not None
             return
+        if r.items is not None:  # embeddings/rerank: no stream, no token metrics
+            return fold_pooling(w, r)
         w.completed += 1
         w.input_tokens += r.prompt_tokens or 0
         w.output_tokens += r.output_tokens
@@ -196,7 +202,7 @@ class Collector:
         if r.ttfot is not None:
             sk["ttfot"].add(r.ttfot)
         if r.chunk_tokens:
-            self._token_weighted(w, r)
+            token_weighted_itl(w, r)
         if r.max_tokens:
             w.requested_tokens += r.max_tokens
             w.requested_output += r.output_tokens
@@ -236,30 +242,6 @@ class Collector:
                 w.spans.append(r.t_start)
                 w.spans.append(r.t_start + r.e2e / 1000.0)
         self._spread_tokens(w, r)
-
-    @staticmethod
-    def _token_weighted(w: Window, r: LLMResult) -> None:
-        """Token-weighted ITL from per-chunk token counts: the time before each chunk after
-        the first token's, spread evenly over the tokens it carried (k samples of gap/k);
-        gaps before chunks with no token carry over to the next one that has some."""
-        ct = r.chunk_tokens or []
-        w.usage_chunks += sum(1 for k in ct if k)
-        w.usage_chunk_tokens += sum(ct)
-        if len(ct) != len(r.itl) + 1:
-            return
-        out: list[float] = []
-        seen_token = ct[0] > 0
-        pending = 0.0
-        for gap, k in zip(r.itl, ct[1:], strict=True):
-            if not seen_token:
-                seen_token = k > 0
-                continue
-            pending += gap
-            if k:
-                out.extend([pending / k] * k)
-                pending = 0.0
-        if out:
-            w.sketches["itl_token"].add_many(out)
 
     @staticmethod
     def _spread_tokens(w: Window, r: LLMResult) -> None:
@@ -360,7 +342,7 @@ class Collector:
         for d in self.archived.values():
             d.clear()
         self._shipped_inflight.clear()
-        self.sample_counts = dict.fromkeys(LATENCY_METRICS, 0)
+        self.sample_counts = dict.fromkeys(SKETCHES, 0)
         self.sketch_only.clear()
         self.event_count = 0
         self.exact_events = True

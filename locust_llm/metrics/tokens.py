@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from locust_llm.metrics.record import LLMResult
 
-__all__ = ["chunk_tokens", "count_output"]
+__all__ = ["chunk_tokens", "count_output", "token_weighted_itl"]
 
 
 class _Counter(Protocol):
@@ -57,3 +57,27 @@ def chunk_tokens(cumulative: list[int]) -> list[int]:
         out.append(max(n - prev, 0))
         prev = max(n, prev)
     return out
+
+
+def token_weighted_itl(w: Any, r: LLMResult) -> None:
+    """Token-weighted ITL from per-chunk token counts: the time before each chunk after
+    the first token's, spread evenly over the tokens it carried (k samples of gap/k);
+    gaps before chunks with no token carry over to the next one that has some."""
+    ct = r.chunk_tokens or []
+    w.usage_chunks += sum(1 for k in ct if k)
+    w.usage_chunk_tokens += sum(ct)
+    if len(ct) != len(r.itl) + 1:
+        return
+    out: list[float] = []
+    seen_token = ct[0] > 0
+    pending = 0.0
+    for gap, k in zip(r.itl, ct[1:], strict=True):
+        if not seen_token:
+            seen_token = k > 0
+            continue
+        pending += gap
+        if k:
+            out.extend([pending / k] * k)
+            pending = 0.0
+    if out:
+        w.sketches["itl_token"].add_many(out)
