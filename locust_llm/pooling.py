@@ -160,10 +160,10 @@ def not_served(path: str, host: str | None = None) -> str:
     """A 404 on a pooling path: the server has no such route (vLLM registers the pooling
     routes only for a model run as a pooling model), not a failure under load."""
     at = f" at {host.rstrip('/')}" if host else ""
-    convert = "embed" if path == EMBEDDINGS_PATH else "classify (a reranker) or embed"
+    how = "--convert embed" if path == EMBEDDINGS_PATH else "--convert classify for a reranker"
     return (
         f"the server{at} does not serve {path} (HTTP 404): start it with a pooling model "
-        f"(vllm serve MODEL --runner pooling --convert {convert}), or point --host at one"
+        f"(vllm serve MODEL --runner pooling, {how}), or point --host at one"
     )
 
 

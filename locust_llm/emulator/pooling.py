@@ -142,12 +142,10 @@ class PoolingHandler:
             raise _Bad(400, f"Invalid request body: {e}") from None
         model = req.get("model")
         if model is not None and model not in cfg.served_model_names:
-            aliases = ", ".join(cfg.served_model_names)
-            raise _Bad(
-                404, f"The model `{model}` does not exist. Valid aliases: {aliases}.", "model"
-            )
+            # the pooling routes' own check: no aliases, no param (unlike chat/completions)
+            raise _Bad(404, f"The model `{model}` does not exist.")
         model = model or app.model_name
-        rid_base = environ.get("HTTP_X_REQUEST_ID") or uuid.uuid4().hex
+        rid_base = environ.get("HTTP_X_REQUEST_ID") or uuid.uuid4().hex[:16]
         if kind == "embed":
             items = _inputs(req.get("input"))
             if not items:
