@@ -26,6 +26,7 @@ import orjson
 from . import text as textmod
 from . import wire
 from .engine import QueueFull, Seq, prefix_blocks
+from .faults import MESSAGES, STREAM_FAULTS
 
 __all__ = ["POOLING_ROUTES", "pooling_task", "PoolingHandler"]
 
@@ -127,7 +128,7 @@ class PoolingHandler:
         arrival = perf_counter()
         if not app._authorized(environ):
             start_response("401 Unauthorized", [("Content-Type", "application/json")])
-            return [b'{"error":"Unauthorized"}']
+            return [wire.UNAUTHORIZED]
         if app.dead:
             raise _Bad(503, "The engine is dead (emulated fault).")
         if perf_counter() < app.ready_at:
@@ -150,7 +151,7 @@ class PoolingHandler:
             items = _inputs(req.get("input"))
             if not items:
                 raise _Bad(400, "You must pass at least one prompt")
-            self._run([(_tokens(i), i) for i in items], arrival)
+            self._run(self._checked([(_tokens(i), i) for i in items], environ), arrival)
             created = int(time.time())
             data = [
                 {"index": k, "object": "embedding", "embedding": self.vector(i).tolist()}
@@ -180,7 +181,7 @@ class PoolingHandler:
             work = [(_tokens(x), x) for x in queries + docs]
         else:  # cross-encoder: one sequence per pair
             work = [(_tokens(q) + _tokens(d), q + "\n" + d) for q, d in pairs]
-        self._run(work, arrival)
+        self._run(self._checked(work, environ), arrival)
         n = sum(t for t, _ in work)
         scores = [self.score(q, d) for q, d in pairs]
         if kind == "score":
@@ -205,6 +206,28 @@ class PoolingHandler:
         """Cosine similarity for an embedding model; a probability for a classifier."""
         cos = float(np.dot(self.vector(query), self.vector(doc)))
         return cos if self.task == "embed" else (cos + 1.0) / 2.0
+
+    def _checked(self, work: list[tuple[int, Any]], environ: dict) -> list[tuple[int, Any]]:
+        """vLLM's length check per engine request, then the emulated faults (HTTP errors
+        only: a pooling answer has no stream to cut)."""
+        limit = self.app.cfg.max_model_len
+        for tokens, _ in work:
+            if tokens > limit:
+                raise _Bad(
+                    400,
+                    f"This model's maximum context length is {limit} tokens. However, your "
+                    f"prompt contains at least {tokens} input tokens, which exceeds this limit "
+                    "even without any output tokens. Please reduce the length of the input "
+                    f"prompt. (parameter=input_tokens, value={tokens})",
+                    "input_tokens",
+                )
+        fault = self.app.faults.decide(environ.get("HTTP_X_RETURN_ERROR"))
+        if fault == "dead":
+            self.app.dead = True
+            raise _Bad(503, "The engine died (emulated fault).")
+        if fault is not None and fault not in STREAM_FAULTS:
+            raise _Bad(int(fault), MESSAGES.get(int(fault), "Emulated fault."))
+        return work
 
     def _run(self, work: list[tuple[int, Any]], arrival: float) -> None:
         """Each (tokens, item) as one prefill-only engine request; returns when all are done."""

@@ -93,7 +93,7 @@ def test_errors_and_routes_as_vllm(emulator):
     for path in ("/v1/embeddings", "/v1/rerank", "/score"):
         status, _, raw, _ = post(gen.port, path, {"input": ["x"]})
         assert (status, raw) == (404, b'{"detail":"Not Found"}'), path
-    pool = emulator("m", "--runner", "pooling", "--emu-ttft-ms", "1")
+    pool = emulator("m", "--runner", "pooling", "--emu-ttft-ms", "1", "--max-model-len", "8")
     status, _, raw, _ = post(pool.port, "/v1/chat/completions", {"messages": []})
     assert (status, raw) == (404, b'{"detail":"Not Found"}')
     status, _, raw, _ = post(pool.port, "/v1/embeddings", {"model": "m", "input": []})
@@ -109,6 +109,19 @@ def test_errors_and_routes_as_vllm(emulator):
     status, _, raw, _ = post(pool.port, "/v1/rerank", {"query": "q", "documents": []})
     assert status == 400
     assert orjson.loads(raw)["error"]["message"] == "At least one text_pair element must be given"
+    # each input is checked against max_model_len as vLLM checks a prompt (9 tokens > 8)
+    status, _, raw, _ = post(pool.port, "/v1/embeddings", {"input": ["ok", "x" * 36]})
+    assert status == 400
+    err = orjson.loads(raw)["error"]
+    assert err["param"] == "input_tokens"
+    assert err["message"].startswith(
+        "This model's maximum context length is 8 tokens. However, your prompt contains "
+        "at least 9 input tokens"
+    )
+    # emulated faults answer pooling routes too
+    status, _, raw, _ = post(pool.port, "/v1/rerank", {"query": "q", "documents": ["d"]},
+                             {"X-Return-Error": "429"})  # fmt: skip
+    assert status == 429 and orjson.loads(raw)["error"]["code"] == 429
     status, _, raw, _ = post(pool.port, "/v1/embeddings", {"model": "other", "input": ["x"]})
     assert status == 404
     assert orjson.loads(raw)["error"] == {
