@@ -7,6 +7,7 @@ import numpy as np
 import orjson
 import pytest
 
+from locust_llm.backends.stack import serves_pooling
 from locust_llm.console import format_summary
 from locust_llm.metrics.collector import Collector
 from locust_llm.metrics.record import LLMResult
@@ -181,3 +182,18 @@ def test_no_pooling_section_without_pooling_requests():
     r.stream_closed = 9.0
     c.add(r)
     assert summarize(c)["pooling"] is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "pooling"),
+    [
+        (["--runner", "pooling"], True),
+        (["--convert=embed"], True),
+        (["--max-num-seqs", "8", "--convert", "classify"], True),
+        (["--runner", "generate"], False),
+        (["--convert", "none"], False),
+        ([], False),
+    ],
+)
+def test_stack_knows_a_pooling_model_has_no_chat_route(argv, pooling):
+    assert serves_pooling(argv) is pooling
