@@ -83,9 +83,17 @@ def test_embeddings_locustfile_end_to_end(tmp_path):
         "4",
         "--llm-serve-args",
         "--runner pooling --emu-ttft-ms 20",
+        "--llm-slo",
+        "pooling_latency_p99<=5s",
+        "--llm-slo",
+        "pooling_items_per_s>=1",
     )
     assert p.returncode == 0, p.stderr[-3000:]
     s = check_pooling_section(tmp_path, 4)
+    slo = {r["expr"]: r for r in s["slo"]}
+    assert slo["pooling_latency_p99<=5s"]["value"] == s["pooling"]["p99_latency_ms"]
+    assert slo["pooling_items_per_s>=1"]["value"] == s["pooling"]["items_per_s"]
+    assert all(r["passed"] for r in s["slo"])
     row = stats_row(tmp_path, "/v1/embeddings")
     assert row["Type"] == "POST" and row["Failure Count"] == "0"
     assert 0 < int(row["Request Count"]) <= s["pooling"]["requests"] + 4

@@ -197,3 +197,26 @@ def test_no_pooling_section_without_pooling_requests():
 )
 def test_stack_knows_a_pooling_model_has_no_chat_route(argv, pooling):
     assert serves_pooling(argv) is pooling
+
+
+def test_slos_on_the_pooling_section():
+    from locust_llm.checks import SLOError, evaluate, parse_slo
+
+    assert parse_slo("pooling_latency_p99<=0.1s").field == "pooling.p99_latency_ms"
+    assert parse_slo("pooling_latency_p99<=0.1s").threshold == 100.0
+    assert parse_slo("pooling_items_per_s>=500").field == "pooling.items_per_s"
+    with pytest.raises(SLOError, match="use one of mean, median, std, min, max, p50"):
+        parse_slo("pooling_latency_p99.9<=10ms")  # the section has no p99.9
+    with pytest.raises(SLOError, match="plain number"):
+        parse_slo("pooling_items_per_s>=5%")
+    slos = [parse_slo(e) for e in ("pooling_latency_p99<=40ms", "pooling_items_per_s>=500")]
+    s = {
+        "completed": 3,
+        "pooling": {"p99_latency_ms": 41.0, "items_per_s": 600.0, "count_latency": 3},
+    }
+    rows = evaluate(slos, s)
+    assert [(r["value"], r["passed"]) for r in rows] == [(41.0, False), (600.0, True)]
+    # a run without pooling requests, or none of them successful, has nothing to pass
+    assert [r["passed"] for r in evaluate(slos, {"completed": 3, "pooling": None})] == [False] * 2
+    s["pooling"] = {"p99_latency_ms": 0.0, "items_per_s": 0.0, "count_latency": 0}
+    assert evaluate(slos[:1], s)[0]["value"] is None
