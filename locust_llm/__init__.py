@@ -12,6 +12,7 @@ _LAZY = {
     "OpenAIChatUser": "locust_llm.users",
     "OpenAICompletionsUser": "locust_llm.users",
     "LLMUser": "locust_llm.users",
+    "OpenAIEmbeddingsUser": "locust_llm.pooling_user",
     "LLMResult": "locust_llm.metrics.record",
 }
 

@@ -3,7 +3,10 @@
 Grammar: ``METRIC OP VALUE[UNIT]`` with OP one of ``<= < >= >``. METRIC is either a summary
 field (``output_throughput``, ``request_throughput``, ``error_rate``, ``completed``...) or
 ``<latency>_<stat>`` with latency in ttft, ttft_content, tpot, itl, e2el (alias e2e), queue_time
-and stat in mean, median, std, min, max, pNN (p50, p90, p95, p99, p99.9). Units: ``ms``/``s`` for
+and stat in mean, median, std, min, max, pNN (p50, p90, p95, p99, p99.9); for embeddings/rerank
+runs ``pooling_latency_<stat>`` (up to p99) and ``pooling_items_per_s``,
+``pooling_input_tokens_per_s``, ``pooling_request_throughput`` read the summary's ``pooling``
+section (a field ``pooling.<name>``). Units: ``ms``/``s`` for
 latencies (default ms), ``%`` for rates (``error_rate<=1%`` is 0.01). Exit code 3 follows
 locust-plugins' ``--check-*`` options.
 """
@@ -51,6 +54,13 @@ _PLAIN = {
     "total_input_tokens",
     "total_output_tokens",
 } | _COUNTS
+# the summary's pooling section: SLO metric -> its field there
+_POOLING = {
+    "pooling_items_per_s": "items_per_s",
+    "pooling_input_tokens_per_s": "input_tokens_per_s",
+    "pooling_request_throughput": "request_throughput",
+}
+_POOLING_PERCENTILES = (50.0, 90.0, 95.0, 99.0)  # metrics.pooling's
 # the percentiles the summary computes (metrics.summary.PERCENTILES): any other can never be
 # judged, so it is refused when the SLO is read, not after the whole run
 _PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
@@ -73,7 +83,30 @@ class SLO:
         return _OPS[self.op](value, self.threshold)
 
 
+def _pooling_latency_field(metric: str) -> str | None:
+    if not metric.startswith("pooling_latency_"):
+        return None
+    stat = metric[len("pooling_latency_") :]
+    if stat in _STATS:
+        return f"pooling.{stat}_latency_ms"
+    m = re.fullmatch(r"p(\d+(?:\.\d+)?)", stat)
+    if m and float(m.group(1)) in _POOLING_PERCENTILES:
+        return f"pooling.p{float(m.group(1)):g}_latency_ms"
+    known = ", ".join([*_STATS, *(f"p{q:g}" for q in _POOLING_PERCENTILES)])
+    raise SLOError(f"pooling latency {stat} is not measured; use one of {known}")
+
+
+def _value(summary: dict[str, Any], field: str) -> Any:
+    """A summary field; ``pooling.<name>`` reads the pooling section (None without one)."""
+    if field.startswith("pooling."):
+        return (summary.get("pooling") or {}).get(field[len("pooling.") :])
+    return summary.get(field)
+
+
 def _latency_field(metric: str) -> str | None:
+    pooled = _pooling_latency_field(metric)
+    if pooled is not None:
+        return pooled
     for alias, target in _ALIASES.items():
         if metric.startswith(alias + "_"):
             metric = target + metric[len(alias) :]
@@ -122,6 +155,10 @@ def parse_slo(expr: str) -> SLO:
         threshold = value / 100 if unit == "%" else value
         if not 0 <= threshold <= 1:
             raise SLOError(f"SLO {expr!r}: {metric} must be between 0% and 100%")
+    elif metric in _POOLING:
+        if unit is not None:
+            raise SLOError(f"SLO {expr!r}: {metric} takes a plain number")
+        field, threshold = f"pooling.{_POOLING[metric]}", value
     elif metric in _PLAIN:
         if unit is not None and not (metric == "duration" and unit in ("s", "ms")):
             raise SLOError(f"SLO {expr!r}: {metric} takes a plain number")
@@ -130,7 +167,8 @@ def parse_slo(expr: str) -> SLO:
     else:
         allowed = ", ".join(
             [f"{lat}_{{mean,median,p50,p90,p95,p99,p99.9,...}}" for lat in _LATENCIES]
-            + sorted(_RATES | _PLAIN)
+            + ["pooling_latency_{mean,median,p50,p90,p95,p99,...}"]
+            + sorted(_RATES | _PLAIN | set(_POOLING))
         )
         raise SLOError(f"SLO {expr!r}: unknown metric {metric!r}; allowed: {allowed}")
     return SLO(expr.strip(), metric, field, op, threshold)
@@ -164,10 +202,13 @@ def evaluate(slos: list[SLO], summary: dict[str, Any]) -> list[dict[str, Any]]:
     reason = no_data_reason(summary) if "completed" in summary else None
     rows = []
     for slo in slos:
-        value = summary.get(slo.field)
+        value = _value(summary, slo.field)
         if reason is not None:  # no completed request: nothing was measured, every SLO fails
             value = None
-        if slo.field.endswith("_ms"):
+        if slo.field.startswith("pooling."):
+            if _value(summary, "pooling.count_latency") == 0:
+                value = None  # no successful pooling request: 0 ms must not pass
+        elif slo.field.endswith("_ms"):
             # no sample (every request failed, 1-token outputs for TPOT...): the summary says
             # 0 like vLLM does, but 0 ms must not pass a latency SLO
             lat = slo.field.split("_", 1)[1][: -len("_ms")]

@@ -46,16 +46,30 @@ def format_summary(s: dict[str, Any]) -> list[str]:
     row("Output token throughput (tok/s):", s["output_throughput"])
     row("Peak output token throughput (tok/s):", s["max_output_tokens_per_s"])
     row("Total token throughput (tok/s):", s["total_token_throughput"])
-    for key, title in (
+    pool = s.get("pooling")
+    # a run of pooling requests only has no token stream: its latencies are in the pooling block
+    sections = (
         ("ttft", "Time to First Token"),
         ("tpot", "Time per Output Token (excl. 1st token)"),
         ("itl", "Inter-token Latency"),
         ("e2el", "End-to-end Latency"),
-    ):
+    )
+    if pool and not (s.get("count_ttft") or s.get("count_e2el")):
+        sections = ()
+    for key, title in sections:
         lines.append("{s:{c}^{n}}".format(s=title, n=w, c="-"))
         row(f"Mean {key.upper()} (ms):", s[f"mean_{key}_ms"])
         row(f"Median {key.upper()} (ms):", s[f"median_{key}_ms"])
         row(f"P99 {key.upper()} (ms):", s[f"p99_{key}_ms"])
+    if pool:  # embeddings / rerank requests: no token stream, one latency each
+        lines.append("{s:{c}^{n}}".format(s="Pooling (embeddings, rerank)", n=w, c="-"))
+        row("Pooling requests:", pool["requests"], "{:<10}")
+        row("Items (inputs or documents):", pool["total_items"], "{:<10}")
+        row("Items per second:", pool["items_per_s"])
+        row("Input tokens per second:", pool["input_tokens_per_s"])
+        row("Mean latency (ms):", pool["mean_latency_ms"])
+        row("Median latency (ms):", pool["median_latency_ms"])
+        row("P99 latency (ms):", pool["p99_latency_ms"])
     lines.append("=" * w)
     return lines
 

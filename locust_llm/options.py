@@ -78,6 +78,8 @@ class LLMOptions:
     sweep_users: str = "1,2,4,8"
     sweep_hold: float = 30.0
     sweep_warmup: float = 0.0
+    # pooling (locustfiles/embeddings.py, rerank.py)
+    batch_size: int = 8
 
     @classmethod
     def of(cls, parsed: Any) -> LLMOptions:
@@ -325,3 +327,10 @@ def _add_workload_arguments(a: Any, web: dict[str, Any]) -> None:
     a("--llm-sweep-users", help="Sweep: users per step (sweep.py)")
     a("--llm-sweep-hold", type=float, help="Sweep: measured seconds per step")
     a("--llm-sweep-warmup", type=float, help="Sweep: warm-up seconds per step (excluded)")
+    a(
+        "--llm-batch-size",
+        type=_positive_int,
+        **web,
+        help=f"Embeddings: inputs per request; rerank: documents per query "
+        f"(embeddings.py, rerank.py; default {LLMOptions.batch_size})",
+    )

@@ -165,6 +165,50 @@ def _stream_once(host: str, path: str, body: dict[str, Any], headers: dict, time
         raise PreflightError(f"{what}: the stream ended without [DONE]")
 
 
+def _pool_once(host: str, path: str, model: str, headers: dict, timeout: float) -> None:
+    """One pooling request (embeddings or rerank) of one tiny item: 200 and a valid answer;
+    a 404 without an OpenAI error object means the server has no such route."""
+    from geventhttpclient import URL
+
+    from locust_llm.pooling import (
+        RERANK_PATH,
+        embeddings_body,
+        not_served,
+        parse_answer,
+        rerank_body,
+        route_missing,
+    )
+    from locust_llm.protocol import ProtocolError, error_message
+
+    url = URL(host.rstrip("/") + path)
+    what = f"POST {url}"
+    if path == RERANK_PATH:
+        body = rerank_body(model, "Hello", ["Hello"])
+    else:
+        body = embeddings_body(model, ["Hello"])
+    try:
+        client = _client(url, timeout)
+        try:
+            resp = client.post(
+                url.request_uri,
+                body=orjson.dumps(body),
+                headers={**headers, "Content-Type": "application/json"},
+            )
+            status, data = resp.status_code, resp.read()
+        finally:
+            client.close()
+    except Exception as e:
+        raise PreflightError(f"{what}: {describe_connect_error(e, str(url))}") from None
+    if route_missing(status, data):
+        raise PreflightError(not_served(path, host))
+    if status != 200:
+        raise PreflightError(f"{what}: {error_message(status, data)}")
+    try:
+        parse_answer(path, data, 1)
+    except ProtocolError as e:
+        raise PreflightError(f"{what}: {e}") from None
+
+
 def check_server(
     host: str | None,
     *,
@@ -191,7 +235,11 @@ def check_server(
                 f"{', '.join(served[:5])}{' ...' if len(served) > 5 else ''}): "
                 "fix --llm-model / --llm-model-mix"
             )
-    if path:
+    from locust_llm.pooling import POOLING_PATHS
+
+    if path in POOLING_PATHS:
+        _pool_once(host, path, chosen, headers, timeout)
+    elif path:
         if path == CHAT_PATH:
             body = chat_body(chosen, [{"role": "user", "content": "Hello"}], 1)
         else:

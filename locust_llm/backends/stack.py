@@ -44,6 +44,16 @@ def _get(url: str, headers: dict[str, str], timeout: float = 2.0) -> tuple[int, 
         return e.code, e.read()
 
 
+def serves_pooling(argv: list[str]) -> bool:
+    """Whether ``vllm serve`` args run a pooling model (``--runner pooling``, ``--convert
+    embed|classify``, either spelling), which serves no ``/v1/chat/completions``."""
+    flat = " ".join(argv).replace("_", "-").replace("=", " ").split()
+    pairs = set(zip(flat, flat[1:]))
+    return ("--runner", "pooling") in pairs or bool(
+        pairs & {("--convert", "embed"), ("--convert", "classify")}
+    )
+
+
 def stream_once(
     base_url: str,
     model: str,
@@ -342,6 +352,8 @@ class Stack:
             time.sleep(0.05)
 
     def _verify(self) -> None:
+        if any(serves_pooling(r.argv) for r in self.plan.replicas):
+            return  # a pooling model has no chat route; the run's pre-flight checks its own
         for m in self.plan.models:
             headers = dict(self.headers())
             if len(self.plan.models) > 1:

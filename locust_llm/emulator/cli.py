@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--num-gpu-blocks-override", type=int, default=None)
     v.add_argument("--seed", type=int, default=None, help="vLLM's seed; --emu-seed wins if given")
+    v.add_argument("--runner", choices=("auto", "generate", "pooling", "draft"), default="auto")
+    v.add_argument("--convert", choices=("auto", "none", "embed", "classify"), default="auto")
     e = p.add_argument_group("emulator knobs")
     e.add_argument("--emu-profile", default="constant", help="constant | llama-3.1-8b-h100 | ...")
     e.add_argument("--emu-ttft-ms", type=float, default=50.0, help="constant profile: TTFT")
@@ -129,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--emu-write-bytes", type=int, default=65536, help="max bytes per send when behind"
     )
+    e.add_argument("--emu-embed-dim", type=int, default=256, help="pooling: embedding size")
     e.add_argument(
         "--emu-log-level", default="warning", choices=("debug", "info", "warning", "error")
     )
@@ -174,6 +177,9 @@ class Config:
     write_bytes: int
     log_level: str
     ignored_flags: list[str] = field(default_factory=list)
+    runner: str = "auto"
+    convert: str = "auto"
+    embed_dim: int = 256
 
     def as_dict(self) -> dict:
         """JSON-able view for /version and /emulator/info."""
@@ -266,4 +272,7 @@ def parse_args(argv: list[str] | None) -> Config:
         write_bytes=max(1024, ns.emu_write_bytes),
         log_level=ns.emu_log_level,
         ignored_flags=ignored,
+        runner=ns.runner,
+        convert=ns.convert,
+        embed_dim=max(1, ns.emu_embed_dim),
     )

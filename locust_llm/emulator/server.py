@@ -30,6 +30,7 @@ from .engine import QueueFull, Seq, make_engine
 from .faults import MESSAGES, STREAM_FAULTS, FaultInjector
 from .metrics import CONTENT_TYPE, EngineMetrics
 from .output import Abort, Output
+from .pooling import POOLING_ROUTES, PoolingHandler, pooling_task
 from .request import Reject
 from .truthlog import TruthLog
 
@@ -89,6 +90,8 @@ class EmulatorApp:
         self.text = textmod.TextSource(cfg.seed)
         self.faults = FaultInjector(cfg.fault_rate, cfg.fault_types, cfg.seed)
         self.truth = TruthLog(cfg.truth_log) if cfg.truth_log else None
+        self.task = pooling_task(cfg.runner, cfg.convert)  # None: a generation model
+        self.pooling = PoolingHandler(self, self.task, cfg.embed_dim)
 
     def _gauges(self) -> tuple[int, int, float]:
         return self.engine.num_running, self.engine.num_waiting, self.engine.kv_usage()
@@ -139,7 +142,12 @@ class EmulatorApp:
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
+        if method == "POST" and path in POOLING_ROUTES:
+            return self.pooling(environ, start_response, path)
         if method == "POST" and path in ("/v1/chat/completions", "/v1/completions"):
+            if self.task is not None:  # vLLM has no generation routes for a pooling model
+                start_response("404 Not Found", _JSON)
+                return [b'{"detail":"Not Found"}']
             return self._inference(environ, start_response, path == "/v1/chat/completions")
         if path.startswith("/v1/") and not self._authorized(environ):
             return self._json(start_response, "401 Unauthorized", wire.UNAUTHORIZED)

@@ -18,8 +18,16 @@ from collections.abc import Callable
 from typing import Any
 
 from locust_llm.metrics.distribution import EXACT_CAP
+from locust_llm.metrics.pooling import fold_pooling
 from locust_llm.metrics.record import LLMResult
-from locust_llm.metrics.window import EVENT_CAP, FULL_RESOLUTION_S, LATENCY_METRICS, SLOTS, Window
+from locust_llm.metrics.window import (
+    EVENT_CAP,
+    FULL_RESOLUTION_S,
+    LATENCY_METRICS,
+    SKETCHES,
+    SLOTS,
+    Window,
+)
 
 __all__ = ["Collector", "Window", "LATENCY_METRICS", "EVENT_CAP", "SLOTS"]
 
@@ -43,7 +51,7 @@ class Collector:
         # them in this run (this process's share, on a worker); then that metric's samples are
         # dropped everywhere and it is sketch-only, so memory and report size stay bounded.
         self.exact_cap = exact_cap
-        self.sample_counts: dict[str, int] = dict.fromkeys(LATENCY_METRICS, 0)
+        self.sample_counts: dict[str, int] = dict.fromkeys(SKETCHES, 0)
         self.sketch_only: set[str] = set()
         # chunk arrival times and request spans kept exactly up to event_cap chunks
         self.event_cap = event_cap
@@ -174,7 +182,10 @@ class Collector:
             w.errors[key] = w.errors.get(key, 0) + 1
             if key not in w.error_examples:
                 w.error_examples[key] = r.error
+            w.pool_failed += r.items is not None
             return
+        if r.items is not None:  # embeddings/rerank: no stream, no token metrics
+            return fold_pooling(w, r)
         w.completed += 1
         w.input_tokens += r.prompt_tokens or 0
         w.output_tokens += r.output_tokens
@@ -332,7 +343,7 @@ class Collector:
         for d in self.archived.values():
             d.clear()
         self._shipped_inflight.clear()
-        self.sample_counts = dict.fromkeys(LATENCY_METRICS, 0)
+        self.sample_counts = dict.fromkeys(SKETCHES, 0)
         self.sketch_only.clear()
         self.event_count = 0
         self.exact_events = True

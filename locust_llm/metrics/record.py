@@ -53,6 +53,7 @@ _RECORD_FIELDS = (
     "stamp_fallbacks",
     "read_lateness_max",
     "send_lateness",
+    "items",
 )
 
 
@@ -118,6 +119,9 @@ class LLMResult:
     send_lateness: float | None = None  # ms from t0 to the request's sendall
 
     itl_exact: list[float] | None = None  # kernel mode: the gaps kept for percentiles
+    # pooling requests only (embeddings, rerank): inputs or documents sent; None for streams.
+    # Their latency is e2e (request sent to answer read), their usage tokens prompt_tokens
+    items: int | None = None
 
     def exact_itl(self) -> list[float]:
         """The ITL samples for percentiles: every gap, minus those touching a shared read."""

@@ -15,6 +15,7 @@ import numpy as np
 from locust_llm.metrics.collector import LATENCY_METRICS, Collector, Window
 from locust_llm.metrics.health import client_health
 from locust_llm.metrics.nodata import no_data_reason
+from locust_llm.metrics.pooling import pooling_fields
 
 __all__ = ["PERCENTILES", "summarize", "metric_fields", "interval_rows"]
 
@@ -202,6 +203,7 @@ def summarize(
     }
     out["no_data_reason"] = no_data_reason(out)
     out.update(usage_fields(w))
+    out["pooling"] = pooling_fields(w, duration)
     for m in LATENCY_METRICS:
         out.update(metric_fields(m, w))
     out.update(client_health(w, out))

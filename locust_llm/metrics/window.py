@@ -15,7 +15,7 @@ from locust_llm.metrics.distribution import Distribution
 if TYPE_CHECKING:
     from locust_llm.metrics.record import LLMResult
 
-__all__ = ["Window", "LATENCY_METRICS", "FULL_RESOLUTION_S", "EVENT_CAP", "SLOTS"]
+__all__ = ["Window", "LATENCY_METRICS", "SKETCHES", "FULL_RESOLUTION_S", "EVENT_CAP", "SLOTS"]
 
 # sketch name -> what it holds (all in milliseconds)
 LATENCY_METRICS = (
@@ -36,6 +36,10 @@ LATENCY_METRICS = (
     # requests the client cancelled (--llm-cancel-*): their TTFT, never in vLLM's fields
     "ttft_cancelled",
 )
+
+# every sketch a window holds: the generation metrics above, and the latency of pooling
+# requests (embeddings, rerank), which have no token stream (summary: its "pooling" section)
+SKETCHES = (*LATENCY_METRICS, "pooling")
 
 FULL_RESOLUTION_S = 120  # seconds kept with full sketches; older ones are compacted
 
@@ -76,6 +80,12 @@ _COUNTERS = (
     # continuous usage stats: token-carrying chunks and their tokens
     "usage_chunks",
     "usage_chunk_tokens",
+    # pooling requests (embeddings, rerank): finished, failed, items (inputs or documents)
+    # and prompt tokens of the successful ones
+    "pool_requests",
+    "pool_failed",
+    "pool_items",
+    "pool_input_tokens",
 )
 
 
@@ -116,7 +126,7 @@ class Window:
     def __init__(
         self, sketch_only: frozenset[str] | set[str] = frozenset(), exact_events: bool = True
     ) -> None:
-        self.sketches = {m: Distribution(m not in sketch_only) for m in LATENCY_METRICS}
+        self.sketches = {m: Distribution(m not in sketch_only) for m in SKETCHES}
         self.first_start = math.inf
         self.first_ok = math.inf  # first start of a successful request (vLLM's bucket origin)
         self.last_end = -math.inf

@@ -130,6 +130,9 @@ def summary_table(columns: list[str], table: list[dict[str, Any]], params: list[
         + [f"{LATENCY_NAMES[m]} {s}" for m in METRICS for s in ("p50", "p99")]
         + ["SLO"]
     )
+    # embeddings/rerank runs: items/s and latency of the pooling requests, before the SLO
+    pooling = [c for c in columns if c.startswith("pooling_")]
+    head[-1:-1] = [c[len("pooling_") :].replace("_", " ") for c in pooling]
     out = ['<div class="scroll"><table><tr>']
     out += [f'<th class="{"l" if i == 0 else ""}">{esc(h)}</th>' for i, h in enumerate(head)]
     out.append("</tr>")
@@ -153,6 +156,7 @@ def summary_table(columns: list[str], table: list[dict[str, Any]], params: list[
         cells += [
             f"<td>{fmt(r.get(metric_column(m, s)))}</td>" for m in METRICS for s in ("p50", "p99")
         ]
+        cells += [f"<td>{fmt(r.get(c))}</td>" for c in pooling]
         cells.append(f"<td>{slo_badge(r.get('slo_passed'))}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
         if r.get("no_data"):

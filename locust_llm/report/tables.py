@@ -24,6 +24,9 @@ THROUGHPUT = (
     "request_goodput",
 )
 COUNTS = ("completed", "failed", "error_rate", "duration")
+# the summary's pooling section (embeddings, rerank), as pooling_<field> columns when any
+# scenario of the run sent pooling requests
+POOLING = ("items_per_s", "input_tokens_per_s", "median_latency_ms", "p99_latency_ms")
 
 # Parameters shown first when present; the rest of scenario.json follows alphabetically.
 PARAM_ORDER = ("users", "spawn_rate", "rate", "tp", "replicas", "lb", "backend", "max_tokens")
@@ -136,6 +139,12 @@ def rows(scenarios: list[Scenario]) -> tuple[list[str], list[dict[str, Any]]]:
         set().union(*(scalar_params(s) for s in scenarios)) if scenarios else set()
     )
     out = [scenario_row(sc, params) for sc in scenarios]
+    if any(sc.summary.get("pooling") for sc in scenarios):
+        for sc, row in zip(scenarios, out, strict=True):
+            pool = sc.summary.get("pooling") or {}
+            for k in POOLING:
+                v = pool.get(k)
+                row[f"pooling_{k}"] = float(v) if isinstance(v, (int, float)) else math.nan
     columns = list(out[0]) if out else ["run_id", "scenario"]
     return columns, out
 

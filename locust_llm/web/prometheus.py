@@ -67,6 +67,11 @@ HISTOGRAMS: dict[str, tuple[str, str, tuple[float, ...]]] = {
         "Client-side time from sending the request to its last token chunk",
         _E2E,
     ),
+    "pooling": (
+        "pooling_request_latency_seconds",
+        "Client-side time from sending an embeddings/rerank request to its whole answer",
+        _E2E,
+    ),
 }
 EDGES = {k: v[2] for k, v in HISTOGRAMS.items()}
 
@@ -148,6 +153,11 @@ class LLMPromCollector:
             PREFIX + "cached_prompt_tokens",
             "Prompt tokens of the requests that reported cached_tokens (the hit rate's base)",
             value=w.cached_prompt_tokens,
+        )
+        yield CounterMetricFamily(
+            PREFIX + "pooling_items",
+            "Inputs embedded or documents scored by completed embeddings/rerank requests",
+            value=w.pool_items,
         )
         if "users" in extras:
             yield GaugeMetricFamily(PREFIX + "users", "Running Locust users", value=extras["users"])

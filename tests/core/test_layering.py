@@ -24,6 +24,7 @@ PURE = (
     "locust_llm.sse",
     "locust_llm.protocol",
     "locust_llm.stream",
+    "locust_llm.pooling",
     "locust_llm.metrics",
     "locust_llm.backends",
     "locust_llm.emulator",

@@ -54,6 +54,13 @@ def _collector() -> Collector:
             )
         )  # fmt: skip
     c.add(LLMResult(name="x", t_start=1_700_000_001, error="HTTP 500: <b>boom</b>", status=500))
+    for i in range(20):  # embeddings requests: their own latency, items, no token metrics
+        c.add(
+            LLMResult(
+                name="/v1/embeddings", t_start=1_700_000_002 + i / 10, e2e=rng.uniform(5, 50),
+                prompt_tokens=30, items=3, status=200,
+            )
+        )  # fmt: skip
     return c
 
 
@@ -73,13 +80,16 @@ def test_render_parses_back_with_counters_and_sums() -> None:
         assert len(les) == len(edges) + 1
     assert fams["locust_llm_time_to_first_token_seconds"].samples  # TTFT present
     req = {s.labels["outcome"]: s.value for s in fams["locust_llm_requests"].samples}
-    assert req == {"completed": 200, "failed": 1, "aborted": 0, "cancelled": 0}
+    assert req == {"completed": 220, "failed": 1, "aborted": 0, "cancelled": 0}
     assert fams["locust_llm_output_tokens"].samples[0].value == 200 * 16
-    assert fams["locust_llm_input_tokens"].samples[0].value == 200 * 10
+    assert fams["locust_llm_input_tokens"].samples[0].value == 200 * 10 + 20 * 30
     # the hit rate's two counters, the summary's own figures (only requests that reported it)
     cached = sum((i % 3) * 4 for i in range(1, 200, 2))
     assert fams["locust_llm_cached_tokens"].samples[0].value == cached == w.cached_tokens
     assert fams["locust_llm_cached_prompt_tokens"].samples[0].value == 100 * 10
+    assert fams["locust_llm_pooling_items"].samples[0].value == 20 * 3
+    pool = {s.name: s.value for s in fams["locust_llm_pooling_request_latency_seconds"].samples}
+    assert pool["locust_llm_pooling_request_latency_seconds_count"] == 20
     assert fams["locust_llm_users"].samples[0].value == 4
     assert fams["locust_llm_in_flight_requests"].samples[0].value == 3
     assert all(n.startswith("locust_llm_") for n in fams)
