@@ -21,8 +21,8 @@ def test_plan_cli_cpu_dry_run(capsys, sysfs):
                          "VLLM_CPU_NUM_OF_RESERVED_CPU=1", "VLLM_CPU_OMP_THREADS_BIND=48-94"]  # fmt: skip
     assert words[4:7] == ["numactl", "--cpunodebind=1", "--membind=1"]
     assert words[7:] == ["vllm", "serve", "M", "--host", "127.0.0.1", "--port", "8002",
-                         "--served-model-name", "M", "--dtype", "bfloat16", "--max-num-seqs",
-                         "64"]  # fmt: skip
+                         "--served-model-name", "M", "--dtype", "bfloat16",
+                         "--enable-prompt-tokens-details", "--max-num-seqs", "64"]  # fmt: skip
     assert "nginx -p" in out and "entry: http://127.0.0.1:8000" in out
 
 

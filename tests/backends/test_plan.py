@@ -30,6 +30,7 @@ def test_cpu_two_nodes_one_replica_each(cpu_topo):
     assert r0.argv[3:] == [
         "vllm", "serve", "microsoft/Phi-3.5-mini-instruct", "--host", "127.0.0.1", "--port",
         "8001", "--served-model-name", "microsoft/Phi-3.5-mini-instruct", "--dtype", "bfloat16",
+        "--enable-prompt-tokens-details",
     ]  # fmt: skip
 
 
@@ -96,11 +97,12 @@ def test_gpu_plans():
     p1 = make_plan("gpu", "m", tp=1, topology=h, base_port=9000)
     assert [r.env["CUDA_VISIBLE_DEVICES"] for r in p1.replicas] == ["0", "1"]
     assert all(r.env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID" for r in p1.replicas)
-    assert p1.replicas[0].argv[-4:] == [
+    assert p1.replicas[0].argv[-5:] == [
         "--tensor-parallel-size",
         "1",
         "--gpu-memory-utilization",
         "0.92",
+        "--enable-prompt-tokens-details",
     ]
     p2 = make_plan("gpu", "m", tp=2, topology=h, base_port=9000, gpu_memory_utilization=0.8)
     (r,) = p2.replicas
@@ -117,7 +119,8 @@ def test_emulator_default_needs_nothing():
     assert p.backend == "emulator" and not p.needs_numactl
     assert all(r.argv[:3] == EMU for r in p.replicas) and not any(r.env for r in p.replicas)
     assert p.replicas[2].argv[3:] == [
-        "m", "--host", "127.0.0.1", "--port", "7003", "--served-model-name", "m", "--max-num-seqs", "8",
+        "m", "--host", "127.0.0.1", "--port", "7003", "--served-model-name", "m",
+        "--enable-prompt-tokens-details", "--max-num-seqs", "8",
     ]  # fmt: skip
 
 
@@ -176,3 +179,15 @@ def test_shell_line_masks_key():
         "***",
         "--api-key=***",
     ]
+
+
+def test_prompt_tokens_details_on_unless_the_user_says_otherwise():
+    """The client's prefix-cache hit share reads usage.prompt_tokens_details, which vLLM sends
+    only with the flag: plans ask for it, and a user's own setting of it wins."""
+    on = make_plan(model="m").replicas[0].argv
+    assert on.count("--enable-prompt-tokens-details") == 1
+    off = make_plan(model="m", serve_args=["--no-enable-prompt-tokens-details"]).replicas[0].argv
+    assert "--enable-prompt-tokens-details" not in off
+    assert off[-1] == "--no-enable-prompt-tokens-details"
+    mine = make_plan(model="m", serve_args=["--enable-prompt-tokens-details"]).replicas[0].argv
+    assert mine.count("--enable-prompt-tokens-details") == 1
