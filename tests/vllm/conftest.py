@@ -34,6 +34,8 @@ SERVE_ARGS = [
     "--max-num-seqs",
     "32",
     "--enforce-eager",
+    # as the answers in tests/fixtures/vllm/ were recorded (plans turn it on by default)
+    "--no-enable-prompt-tokens-details",
 ]
 LOCUST = [sys.executable, "-m", "locust"]
 
