@@ -103,6 +103,8 @@ class LLMUser(FastHttpUser):
         name: str | None = None,
         prompt_tokens: int | None = None,
         queue_time: float = 0.0,
+        turn: int | None = None,
+        session_id: str | None = None,
     ) -> LLMResult:
         """POST ``body`` to ``path`` with streaming and measure it. Never raises on failure:
         the failure is in Locust's stats and in ``result.error`` (``GreenletExit`` is re-raised
@@ -114,7 +116,10 @@ class LLMUser(FastHttpUser):
         res = LLMResult(name=name, model=str(body.get("model", "")), queue_time=queue_time)
         res.max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
         res.request_id = uuid.uuid4().hex
+        res.turn, res.session_id = turn, session_id
         headers = {**self._headers, "X-Request-Id": res.request_id}
+        if session_id is not None:
+            headers["X-Session-Id"] = session_id
         auth = llm.auth_header
         if auth:
             headers["Authorization"] = auth
@@ -257,6 +262,7 @@ class LLMUser(FastHttpUser):
     ) -> LLMResult:
         """Shared by :meth:`chat` and :meth:`complete`: defaults from the options, then send."""
         llm = self.llm
+        turn, session = extra.pop("turn", None), extra.pop("session_id", None)
         model = extra.pop("model", None) or self._resolve_model(name or self.path)
         if isinstance(model, LLMResult):
             return model
@@ -269,7 +275,13 @@ class LLMUser(FastHttpUser):
             **extra,
         )
         return self.stream_request(
-            self.path, body, name=name, prompt_tokens=prompt_tokens, queue_time=queue_time
+            self.path,
+            body,
+            name=name,
+            prompt_tokens=prompt_tokens,
+            queue_time=queue_time,
+            turn=turn,
+            session_id=session,
         )
 
     def _refuse(self, name: str, path: str, error: str) -> LLMResult:
@@ -397,7 +409,8 @@ class OpenAIChatUser(LLMUser):
         queue_time: float = 0.0,
         **extra: Any,
     ) -> LLMResult:
-        """One streamed chat request; ``extra`` goes into the body (temperature, model...)."""
+        """One streamed chat request; ``extra`` goes into the body (temperature, model...),
+        except ``turn``/``session_id`` (a conversation's turn: per-turn figures, X-Session-Id)."""
         if isinstance(messages, str):
             messages = [{"role": "user", "content": messages}]
         return self._send(chat_body, messages, max_tokens, name, prompt_tokens, queue_time, extra)

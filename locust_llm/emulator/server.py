@@ -336,6 +336,7 @@ class EmulatorApp:
             stop_reason=stop_reason,
             last_text=last_text,
             fault=fault,
+            session=environ.get("HTTP_X_SESSION_ID"),
         )
         if req.get("stream"):
             so = req.get("stream_options") or {}
@@ -403,6 +404,7 @@ class _Output:
     stop_reason: str | None
     last_text: bytes | None  # the last token's text when a stop string cut it
     fault: str | None
+    session: str | None = None  # X-Session-Id, for the truth log
     t_send: list[float] | None = field(init=False, default=None)
     reason: str = field(init=False, default="abort")
     written: int = field(init=False, default=0)
@@ -508,7 +510,13 @@ class _Output:
         queue = (seq.admitted_at or now) - seq.arrival
         app.metrics.finished(self.reason, ttft, now - seq.arrival, queue)
         if app.truth is not None:
-            app.truth.record(self.rid, seq.arrival, self.t_send, finish_reason=self.reason)
+            app.truth.record(
+                self.rid,
+                seq.arrival,
+                self.t_send,
+                finish_reason=self.reason,
+                session_id=self.session,
+            )
         app._count_request()
 
 
