@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from .compare import Comparison
+from .groups import group_tables
 from .load import Scenario
 from .sweeps import Sweep
 from .tables import METRICS, STATS, metric_column
@@ -197,6 +198,7 @@ def scenario_card(sc: Scenario, row: dict[str, Any]) -> str:
         f"goodput {fmt(row.get('request_goodput'))} req/s, {fmt(row.get('completed'))} completed, "
         f"{fmt(row.get('failed'))} failed over {fmt(row.get('duration'))} s</p>"
     )
+    out.append(group_tables(sc.summary, fmt))  # by name / model / turn, when several
     slo = sc.summary.get("slo") or []
     if slo:
         out.append('<table><tr><th class="l">SLO</th><th>measured</th><th>result</th></tr>')

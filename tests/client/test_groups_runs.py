@@ -105,6 +105,28 @@ def test_rows_and_summary_per_name_and_model(tmp_path, processes):
         ):
             short_by = s[f"by_{kind}"][key][field] - int(rows[row]["Request Count"])
             assert 0 <= short_by <= lag, (row, short_by, lag)
+    # the console's per-name block, and the report's tables per grouping
+    console = p.stdout + p.stderr
+    assert "By request name" in console and " long " in console
+    if processes is None:
+        _check_report(tmp_path, s)
+
+
+def _check_report(run_dir: Path, s: dict) -> None:
+    from locust_llm import report
+
+    out = run_dir / "report"
+    assert report.main([str(run_dir), "-o", str(out), "--resamples", "50"]) == 0
+    html = (out / "report.html").read_text()
+    assert "by request name" in html and "by model" in html and "by turn" not in html
+    with open(out / "groups.csv") as f:
+        lines = {(r["grouping"], r["group"]): r for r in csv.DictReader(f)}
+    assert set(lines) == {("name", "short"), ("name", "long"), ("model", "m1"), ("model", "m2")}
+    for (kind, key), r in lines.items():
+        g = s[f"by_{kind}"][key]
+        assert int(r["completed"]) == g["completed"]
+        assert float(r["p99_ttft_ms"]) == g["p99_ttft_ms"]
+        assert float(r["p50_itl_ms"]) == g["p50_itl_ms"]
 
 
 def test_single_name_run_has_no_group_rows_or_maps(tmp_path):
