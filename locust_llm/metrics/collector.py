@@ -223,11 +223,14 @@ class Collector:
         self.version += 1
         windows = [(int(s), wd, Window.from_dict(wd)) for s, wd in data.items() if s != "groups"]
 
-        def delta() -> Window:
-            total = Window()
-            for _, _, w in windows:
-                total.merge(w, slots=False)
-            return total
+        folded: list[Window] = []
+
+        def delta() -> Window:  # this report's windows as one, made once
+            if not folded:
+                folded.append(Window())
+                for _, _, w in windows:
+                    folded[0].merge(w, slots=False)
+            return folded[0]
 
         if "groups" in data:  # before the windows: a seed is what was here before this report
             self.groups.merge_delta(data["groups"], delta, self.merged)

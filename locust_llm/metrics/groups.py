@@ -33,14 +33,14 @@ log = logging.getLogger("locust_llm")
 GROUPINGS = ("name", "model", "turn")
 MAX_GROUPS = 64
 OTHER = "other"
-NO_TURN = "-"  # requests outside a conversation, in the turn grouping
+NONE = "-"  # no value: requests outside a conversation (turn), or without a model
 
 
 def group_key(kind: str, r: LLMResult) -> str:
     """The group of ``r`` in grouping ``kind``."""
     if kind == "turn":
-        return NO_TURN if r.turn is None else str(r.turn)
-    return str(getattr(r, kind))
+        return NONE if r.turn is None else str(r.turn)
+    return str(getattr(r, kind)) or NONE  # a request refused before it had a model
 
 
 class Grouping:
