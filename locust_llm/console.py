@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["format_summary", "format_steps"]
+__all__ = ["format_summary", "format_steps", "format_groups"]
 
 
 def format_summary(s: dict[str, Any]) -> list[str]:
@@ -97,6 +97,32 @@ def format_steps(steps: list[dict[str, Any]]) -> list[str]:
             f"{num(st.get('p99_ttft_ms'), '{:>10.1f}')}"
             f"{num(st.get('median_itl_ms'), '{:>9.2f}')}"
             f"{num(st.get('failed'), '{:>8}')}"
+        )
+    lines.append("=" * 50)
+    return lines
+
+
+def format_groups(s: dict[str, Any], kind: str = "name") -> list[str]:
+    """A short per-request-name block (only when the run had several names): each name's
+    requests and latencies, so a mix of task types is not read as one distribution."""
+    groups = s.get(f"by_{kind}") or {}
+    if not groups:
+        return []
+
+    def num(v: Any, fmt: str) -> str:
+        return fmt.format(v) if isinstance(v, (int, float)) else "n/a"
+
+    width = max(12, *(len(k) for k in groups))
+    lines = [
+        "{s:{c}^{n}}".format(s=f" By request {kind} ", n=50, c="-"),
+        f"{kind:<{width}}{'ok':>7}{'failed':>7}{'TTFT p50':>10}{'TTFT p99':>10}{'ITL p50':>9}"
+        f"{'TPOT p50':>10}   (ms)",
+    ]
+    for key, g in groups.items():
+        lines.append(
+            f"{key:<{width}}{num(g.get('completed'), '{:>7}')}{num(g.get('failed'), '{:>7}')}"
+            f"{num(g.get('median_ttft_ms'), '{:>10.1f}')}{num(g.get('p99_ttft_ms'), '{:>10.1f}')}"
+            f"{num(g.get('median_itl_ms'), '{:>9.2f}')}{num(g.get('median_tpot_ms'), '{:>10.2f}')}"
         )
     lines.append("=" * 50)
     return lines

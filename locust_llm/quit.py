@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from locust_llm.checks import SLO_EXIT_CODE, format_rows
-from locust_llm.console import format_steps, format_summary
+from locust_llm.console import format_groups, format_steps, format_summary
 from locust_llm.runtime import LLMRuntime
 
 __all__ = ["write_summary"]
@@ -27,6 +27,8 @@ def write_summary(environment: Any, rt: LLMRuntime) -> dict[str, Any]:
     for line in format_summary(s):
         out.info(line)
     for line in format_steps(s.get("steps") or []):
+        out.info(line)
+    for line in format_groups(s):  # several request names only
         out.info(line)
     rows = s["slo"]
     if rows:

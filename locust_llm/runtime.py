@@ -19,13 +19,12 @@ from locust.event import EventHook
 from locust_llm import __version__
 from locust_llm.checks import check_slos, evaluate, goodput_predicate, split_slos
 from locust_llm.credentials import redact, without_credentials
-from locust_llm.locust_stats import log_many
 from locust_llm.metrics.collector import Collector
-from locust_llm.metrics.locust_grid import on_locust_grid
 from locust_llm.metrics.record import LLMResult
 from locust_llm.metrics.summary import summarize
 from locust_llm.options import LLMOptions
 from locust_llm.records import RecordsWriter
+from locust_llm.stats_rows import log_result, log_window
 from locust_llm.workload.cancel import CancelPlan, cancel_plan
 from locust_llm.workload.images import ImagePlan, image_plan
 from locust_llm.workload.warmup import Warmup
@@ -77,6 +76,18 @@ class LLMRuntime:
         self.spawned_at: float | None = None  # epoch: load fully spawned (saturation window)
         self.stopped_at: float | None = None  # epoch: users told to stop (drain left out)
         self.live_saturation: Any = None  # locust_llm.metrics.live_saturation.LiveSaturation
+        self.collector.groups.on_window = self._group_window
+
+    def _is_worker(self) -> bool:
+        from locust.runners import WorkerRunner
+
+        return isinstance(self.environment.runner, WorkerRunner)
+
+    def _group_window(self, kind: str, key: str, w: Any) -> None:
+        """A group's rows get a seed or a worker's report (never on a worker: its master
+        makes the rows from what it ships)."""
+        if not self._is_worker():
+            log_window(self.environment.stats, kind, key, w)
 
     def configure(self) -> None:
         """(Re)read the ``--llm-*`` options: at init, and on workers again at test start,
@@ -178,17 +189,10 @@ class LLMRuntime:
         if res.t_start < self.reset_at:
             res.warmup = True  # in flight across a stats reset: it belongs to neither side
         env = self.environment
+        grouped = self.collector.add(res)
         if not res.warmup and res.ok:
-            stats = env.stats
-            # on Locust's grid, so min/max/avg and its percentiles agree within a row
-            if res.ttft is not None:
-                stats.get("TTFT", "LLM").log(on_locust_grid(res.ttft), 0)
-            tpot = res.tpot
-            if tpot is not None:
-                stats.get("TPOT", "LLM").log(on_locust_grid(tpot), 0)
-            if res.itl:
-                log_many(stats.get("ITL", "LLM"), list(map(on_locust_grid, res.exact_itl())))
-        self.collector.add(res)
+            # group rows: here for local runs; a master makes them from the workers' groups
+            log_result(env.stats, res, [] if self._is_worker() else grouped)
         if self._records is not None:
             try:
                 self._records.write(res.to_json_line())
@@ -236,7 +240,11 @@ class LLMRuntime:
         while the test runs, without intervals, histograms, steps, saturation and GPU."""
         if live:
             s = summarize(
-                self.collector, meta=self.meta(), include_intervals=False, include_histograms=False
+                self.collector,
+                meta=self.meta(),
+                include_intervals=False,
+                include_histograms=False,
+                include_groups=False,
             )
             s["slo"] = evaluate(self.slos, s)
             if self.live_saturation is not None:

@@ -108,6 +108,8 @@ class LLMUser(FastHttpUser):
         prompt_tokens: int | None = None,
         queue_time: float = 0.0,
         images: tuple[int, int] = (0, 0),
+        turn: int | None = None,
+        session_id: str | None = None,
     ) -> LLMResult:
         """POST ``body`` to ``path`` with streaming and measure it. Never raises on failure:
         the failure is in Locust's stats and in ``result.error`` (``GreenletExit`` is re-raised
@@ -121,8 +123,11 @@ class LLMUser(FastHttpUser):
         res.max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
         res.request_id = uuid.uuid4().hex
         res.images, res.image_bytes = images
+        res.turn, res.session_id = turn, session_id
         cancel = llm.cancel.next() if llm.cancel is not None else None
         headers = {**self._headers, "X-Request-Id": res.request_id}
+        if session_id is not None:
+            headers["X-Session-Id"] = session_id
         auth = llm.auth_header
         if auth:
             headers["Authorization"] = auth
@@ -276,6 +281,7 @@ class LLMUser(FastHttpUser):
     ) -> LLMResult:
         """Shared by :meth:`chat` and :meth:`complete`: defaults from the options, then send."""
         llm = self.llm
+        turn, session = extra.pop("turn", None), extra.pop("session_id", None)
         model = extra.pop("model", None) or self._resolve_model(name or self.path)
         if isinstance(model, LLMResult):
             return model
@@ -294,6 +300,8 @@ class LLMUser(FastHttpUser):
             prompt_tokens=prompt_tokens,
             queue_time=queue_time,
             images=images,
+            turn=turn,
+            session_id=session,
         )
 
     def _refuse(self, name: str, path: str, error: str) -> LLMResult:
@@ -444,7 +452,8 @@ class OpenAIChatUser(LLMUser):
         images: int | None = None,
         **extra: Any,
     ) -> LLMResult:
-        """One streamed chat request; ``extra`` goes into the body (temperature, model...).
+        """One streamed chat request; ``extra`` goes into the body (temperature, model...),
+        except ``turn``/``session_id`` (a conversation's turn: per-turn figures, X-Session-Id).
         ``images``: generated PNGs to add to the last user message (default: as many as
         ``--llm-images`` draws, sized by ``--llm-image-size``)."""
         if isinstance(messages, str):

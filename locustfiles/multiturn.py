@@ -46,7 +46,13 @@ class MultiTurnUser(OpenAIChatUser):
         if conv is None or conv.done:
             conv = self.conversation = _source(self.environment).next()
         p = conv.next_request()
-        res = self.chat(p.chat_messages(), max_tokens=p.max_tokens, prompt_tokens=p.prompt_tokens)
+        res = self.chat(
+            p.chat_messages(),
+            max_tokens=p.max_tokens,
+            prompt_tokens=p.prompt_tokens,
+            turn=conv.turn - 1,  # next_request() moved on to the next one
+            session_id=conv.session_id,
+        )
         if res.error is not None:
             self.conversation = None
             return

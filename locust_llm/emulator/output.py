@@ -49,6 +49,7 @@ class Output:
     stop_reason: str | None
     last_text: bytes | None  # the last token's text when a stop string cut it
     fault: str | None
+    session: str | None = None  # X-Session-Id, for the truth log
     t_send: list[float] | None = field(init=False, default=None)
     # None: the client disconnected (vLLM then frees the slot and counts no finished request)
     reason: str | None = field(init=False, default="abort")
@@ -170,7 +171,11 @@ class Output:
         app.metrics.finished(self.reason, ttft, now - seq.arrival, queue)
         if app.truth is not None:
             app.truth.record(
-                self.rid, seq.arrival, self.t_send, finish_reason=self.reason or "abort"
+                self.rid,
+                seq.arrival,
+                self.t_send,
+                finish_reason=self.reason or "abort",
+                session_id=self.session,
             )
         app._count_request()
 

@@ -278,6 +278,7 @@ class EmulatorApp:
             stop_reason=plan.stop_reason,
             last_text=plan.last_text,
             fault=fault,
+            session=environ.get("HTTP_X_SESSION_ID"),
         )
         if r.stream:
             so = r.body.get("stream_options") or {}

@@ -1,6 +1,7 @@
 """``--emu-truth-log``: the emulator's own record of when it wrote each token.
 
-One JSON line per finished request: ``{"id", "t_arrival", "t_send": [...]}``. Times are
+One JSON line per finished request: ``{"id", "t_arrival", "t_send": [...], "finish_reason",
+"session_id"}`` (``session_id``: the request's X-Session-Id header, or null). Times are
 ``time.perf_counter()`` seconds, which on Linux is CLOCK_MONOTONIC (the same clock a client on
 the same host reads with ``time.monotonic()``/``perf_counter()``), taken just before the socket
 write that carries the chunk; for chat the first entry is the role chunk. Chunks written in one

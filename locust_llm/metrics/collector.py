@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from locust_llm.metrics.distribution import EXACT_CAP
-from locust_llm.metrics.pooling import fold_pooling
+from locust_llm.metrics.fold import fold
+from locust_llm.metrics.groups import Groups
 from locust_llm.metrics.record import LLMResult
 from locust_llm.metrics.window import (
     EVENT_CAP,
@@ -74,6 +75,8 @@ class Collector:
         self.shipping = False  # workers ship windows away instead of compacting them
         # bumped by every change: views computed from the collector are valid while it holds
         self.version = 0
+        # by request name, model and turn, once a grouping has seen more than one value
+        self.groups = Groups(self.sketch_only)
 
     def _window(self, sec: int) -> Window:
         w = self.windows.get(sec)
@@ -136,6 +139,7 @@ class Collector:
             for group in (self.windows, self.archive):
                 for w in group.values():
                     w.sketches[metric].drop_samples()
+            self.groups.drop_samples(metric)
 
     def _count_events(self, n: int) -> None:
         self.event_count += n
@@ -145,139 +149,24 @@ class Collector:
                 for w in group.values():
                     w.chunk_times = w.spans = None
 
-    def add(self, r: LLMResult) -> None:
-        """Fold one finished request in. O(tokens of that request), i.e. O(1) per token."""
+    def add(self, r: LLMResult) -> list[tuple[str, str]]:
+        """Fold one finished request in. O(tokens of that request), i.e. O(1) per token.
+        Returns the (grouping, group) pairs it was counted in besides the run's total."""
         if r.warmup:
-            return
+            return []
         self.version += 1
+        grouped = self.groups.add(r, self.merged, self.good)
         took = (r.e2e if r.e2e is not None else r.stream_closed) or 0.0
         w = self._window(int(r.t_start + took / 1000.0))
         before = [d.count for d in w.sketches.values()]
         events = len(w.chunk_times) if w.chunk_times is not None else 0
-        self._add(w, r)
+        fold(w, r, self.good)
         for (m, d), n in zip(w.sketches.items(), before, strict=True):
             if d.count != n:
                 self._count_samples(m, d.count - n)
         if w.chunk_times is not None:
             self._count_events(len(w.chunk_times) - events)
-
-    def _add(self, w: Window, r: LLMResult) -> None:
-        sk = w.sketches
-        sk["queue_time"].add(r.queue_time)  # zeros too: the share that did not wait matters
-        if r.t_start < w.first_start:
-            w.first_start = r.t_start
-        end = r.t_start + ((r.e2e if r.e2e is not None else r.stream_closed) or 0.0) / 1000.0
-        if end > w.last_end:
-            w.last_end = end
-        if r.aborted:
-            w.aborted += 1
-            return
-        if r.cancelled:
-            return w.add_cancelled(r)
-        if r.error is not None:
-            w.failed += 1
-            key = r.error_key or r.error
-            if len(w.errors) >= 100 and key not in w.errors:
-                key = "other errors"
-            w.errors[key] = w.errors.get(key, 0) + 1
-            if key not in w.error_examples:
-                w.error_examples[key] = r.error
-            w.pool_failed += r.items is not None
-            return
-        if r.items is not None:  # embeddings/rerank: no stream, no token metrics
-            return fold_pooling(w, r)
-        w.completed += 1
-        w.input_tokens += r.prompt_tokens or 0
-        w.output_tokens += r.output_tokens
-        w.images += r.images
-        w.image_bytes += r.image_bytes
-        if r.midstream_error is not None:
-            w.midstream_errors += 1
-        src = "src_" + r.output_tokens_source
-        setattr(w, src, getattr(w, src) + 1)
-        if r.cached_tokens is not None:
-            w.cached_tokens += r.cached_tokens
-            w.cached_prompt_tokens += r.prompt_tokens or 0
-        if r.reasoning_tokens is not None:
-            w.reasoning_tokens += r.reasoning_tokens
-        if r.ttfot is not None:
-            sk["ttfot"].add(r.ttfot)
-        if r.chunk_tokens:
-            w.add_token_weighted(r)
-        if r.max_tokens:
-            w.requested_tokens += r.max_tokens
-            w.requested_output += r.output_tokens
-        if r.ttft is not None:
-            sk["ttft"].add(r.ttft)
-        if r.ttft_content is not None:
-            sk["ttft_content"].add(r.ttft_content)
-        if r.e2e is not None:
-            sk["e2el"].add(r.e2e)
-        tpot = r.tpot
-        if tpot is not None:
-            sk["tpot"].add(tpot)
-        if r.itl:
-            exact = r.exact_itl()
-            sk["itl"].add_many(exact)
-            w.itl_excluded += len(r.itl) - len(exact)
-        if r.timestamps == "kernel":
-            w.stamped_tokens += r.token_chunks
-            w.own_stamps += r.own_stamps or 0
-            w.shared_tokens += r.shared_reads or 0
-            w.first_shared += 1 if r.shared and r.shared[0] == 0 else 0
-            w.stamp_fallbacks += r.stamp_fallbacks or 0
-            if r.read_lateness:
-                sk["read_lateness"].add_many(r.read_lateness)
-            if r.send_lateness is not None:
-                sk["send_lateness"].add(r.send_lateness)
-        if self.good is not None and self.good(r):
-            w.good += 1
-        if r.t_start < w.first_ok:
-            w.first_ok = r.t_start
-        if r.e2e is not None:  # vLLM: a successful request is active from start to last chunk
-            m0 = int(r.t_start * 1000)
-            m1 = int((r.t_start + r.e2e / 1000.0) * 1000)
-            w.starts_ms[m0] = w.starts_ms.get(m0, 0) + 1
-            w.ends_ms[m1] = w.ends_ms.get(m1, 0) + 1
-            if w.spans is not None:
-                w.spans.append(r.t_start)
-                w.spans.append(r.t_start + r.e2e / 1000.0)
-        self._spread_tokens(w, r)
-
-    @staticmethod
-    def _spread_tokens(w: Window, r: LLMResult) -> None:
-        """Attribute output tokens to the seconds their chunks arrived in (for peak tok/s).
-
-        When usage counts differ from chunks, chunk i gets ``⌊(i+1)·n/c⌋ − ⌊i·n/c⌋`` tokens:
-        whole numbers, so per-second sums are exact and do not depend on the order in which
-        requests were added or windows merged (fractional shares made the summary differ in
-        the last bits between a local and a master/worker run).
-        """
-        chunks = r.token_chunks
-        if r.ttft is None or not chunks:
-            return
-        n = r.output_tokens
-        t = r.t_start + r.ttft / 1000.0
-        ta = w.tokens_arrived
-        ch = w.chunks_ms
-        times = w.chunk_times
-        if times is not None:
-            times.append(t)
-        ms = int(t * 1000)
-        ch[ms] = ch.get(ms, 0) + 1
-        done = n // chunks
-        ds = ms // 100
-        ta[ds] = ta.get(ds, 0) + done
-        for i, gap in enumerate(r.itl, 2):
-            t += gap / 1000.0  # the same float steps as vLLM's token times
-            if times is not None:
-                times.append(t)
-            ms = int(t * 1000)
-            ch[ms] = ch.get(ms, 0) + 1
-            ds = ms // 100
-            upto = i * n // chunks
-            ta[ds] = ta.get(ds, 0) + upto - done
-            done = upto
+        return grouped
 
     # -- distribution -----------------------------------------------------------------------
     def _unarchive(self) -> None:
@@ -307,7 +196,10 @@ class Collector:
         self.shipping = True
         if self.archive:
             self._unarchive()
-        out = {}
+        out: dict[str, Any] = {}
+        groups = self.groups.take_delta() if self._dirty else {}  # nothing new: nothing to say
+        if groups:
+            out["groups"] = groups
         shipped = self._shipped_inflight
         for sec in sorted(self._dirty):
             w = self.windows.pop(sec, None)
@@ -328,8 +220,21 @@ class Collector:
 
     def merge_delta(self, data: dict[str, Any]) -> None:
         self.version += 1
-        for s, wd in data.items():
-            self._window(int(s)).merge(Window.from_dict(wd))
+        windows = [(int(s), wd, Window.from_dict(wd)) for s, wd in data.items() if s != "groups"]
+
+        folded: list[Window] = []
+
+        def delta() -> Window:  # this report's windows as one, made once
+            if not folded:
+                folded.append(Window())
+                for _, _, w in windows:
+                    folded[0].merge(w, slots=False)
+            return folded[0]
+
+        if "groups" in data:  # before the windows: a seed is what was here before this report
+            self.groups.merge_delta(data["groups"], delta, self.merged)
+        for sec, wd, w in windows:
+            self._window(sec).merge(w)
             for m, h in wd.get("sk", {}).items():
                 self._count_samples(m, h["n"])
             self._count_events(len(wd.get("ct") or ()))
@@ -345,6 +250,7 @@ class Collector:
         self._shipped_inflight.clear()
         self.sample_counts = dict.fromkeys(SKETCHES, 0)
         self.sketch_only.clear()
+        self.groups.reset()
         self.event_count = 0
         self.exact_events = True
         self._newest = self._frozen_before = -1

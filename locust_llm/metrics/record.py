@@ -20,6 +20,8 @@ _RECORD_FIELDS = (
     "request_id",
     "name",
     "model",
+    "turn",
+    "session_id",
     "t_start",
     "queue_time",
     "ttft",
@@ -65,6 +67,10 @@ class LLMResult:
     model: str = ""
     id: str | None = None
     request_id: str | None = None  # sent as X-Request-Id: vLLM's request id in its logs
+    # multi-turn: 0-based turn within the conversation, and the conversation's id (sent as
+    # X-Session-Id, so a proxy can keep a conversation on one replica's prefix cache)
+    turn: int | None = None
+    session_id: str | None = None
     t_start: float = 0.0
     queue_time: float = 0.0
     ttft: float | None = None

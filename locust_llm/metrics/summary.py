@@ -17,7 +17,7 @@ from locust_llm.metrics.health import client_health
 from locust_llm.metrics.nodata import no_data_reason
 from locust_llm.metrics.pooling import pooling_fields
 
-__all__ = ["PERCENTILES", "summarize", "metric_fields", "interval_rows"]
+__all__ = ["PERCENTILES", "summarize", "metric_fields", "interval_rows", "totals", "group_fields"]
 
 PERCENTILES = (50, 90, 95, 99, 99.9)
 
@@ -70,31 +70,74 @@ def usage_fields(w: Window) -> dict[str, Any]:
     }
 
 
-def summarize_range(collector: Collector, start: float, end: float) -> dict[str, Any]:
-    """The summary's request, token and latency fields for requests that finished in
-    [start, end): one step of a stepped sweep. Throughput is over the step's own duration."""
-    w = collector.merged(int(start), int(end))
-    duration = max(end - start, 0.0)
+# the latency metrics of a step or a group (the run's summary has every one)
+_PART_METRICS = ("ttft", "ttft_content", "tpot", "itl", "e2el", "queue_time")
+
+
+def totals(w: Window, duration: float, goodput: bool = False) -> dict[str, Any]:
+    """Request and token counts and their rates over ``duration`` seconds: the run's, a
+    step's and a group's, from one place."""
 
     def rate(x: float) -> float:
         return x / duration if duration > 0 else 0.0
 
-    out: dict[str, Any] = {
-        "start": start,
-        "end": end,
+    done = w.completed + w.failed
+    return {
         "duration": duration,
         "completed": w.completed,
         "failed": w.failed,
         "aborted": w.aborted,
+        # hung up on by the client on purpose (--llm-cancel-*): outside every vLLM field
         "cancelled": w.cancelled,
+        "cancelled_output_tokens": w.cancelled_tokens,
+        "total_requests": done + w.aborted + w.cancelled,
+        # aborted = cancelled by the client (users stopped mid-request): not a server error
+        "error_rate": w.failed / done if done else 0.0,
         "total_input_tokens": w.input_tokens,
         "total_output_tokens": w.output_tokens,
         "request_throughput": rate(w.completed),
+        "request_goodput": rate(w.good) if goodput else None,
         "output_throughput": rate(w.output_tokens),
         "total_token_throughput": rate(w.input_tokens + w.output_tokens),
     }
-    for m in ("ttft", "ttft_content", "tpot", "itl", "e2el", "queue_time"):
+
+
+def span(w: Window) -> float:
+    """First dispatch to last completion of the requests in ``w`` (vLLM's duration)."""
+    if w.first_start != math.inf and w.last_end != -math.inf:
+        return max(w.last_end - w.first_start, 0.0)
+    return 0.0
+
+
+def summarize_range(collector: Collector, start: float, end: float) -> dict[str, Any]:
+    """The summary's request, token and latency fields for requests that finished in
+    [start, end): one step of a stepped sweep. Throughput is over the step's own duration."""
+    w = collector.merged(int(start), int(end))
+    out: dict[str, Any] = {"start": start, "end": end}
+    out.update(totals(w, max(end - start, 0.0), collector.good is not None))
+    for m in _PART_METRICS:
         out.update(metric_fields(m, w))
+    return out
+
+
+def group_fields(w: Window, goodput: bool = False) -> dict[str, Any]:
+    """One group's summary (a request name, a model, a turn): the run summary's request,
+    token and latency fields over the group's requests; rates over the group's own span."""
+    out = totals(w, span(w), goodput)
+    for m in _PART_METRICS:
+        out.update(metric_fields(m, w))
+    out["errors"] = dict(sorted(w.errors.items(), key=lambda kv: -kv[1]))
+    return out
+
+
+def by_group(collector: Collector) -> dict[str, dict[str, dict[str, Any]]]:
+    """``by_name``, ``by_model``, ``by_turn``: only the groupings that saw several values."""
+    goodput = collector.good is not None
+    out = {}
+    for kind in collector.groups.kinds():
+        groups = collector.groups.grouped(kind)
+        keys = sorted(groups, key=lambda k: (int(k) if k.isdigit() else 1 << 30, k))
+        out[f"by_{kind}"] = {k: group_fields(groups[k], goodput) for k in keys}
     return out
 
 
@@ -158,49 +201,30 @@ def summarize(
     meta: dict[str, Any] | None = None,
     include_intervals: bool = True,
     include_histograms: bool = True,
+    include_groups: bool = True,
 ) -> dict[str, Any]:
     """The summary dict (see docs/ARCHITECTURE.md). Pure: call it at quit or on demand."""
     w = collector.merged()
-    duration = 0.0
-    if w.first_start != math.inf and w.last_end != -math.inf:
-        duration = max(w.last_end - w.first_start, 0.0)
+    duration = span(w)
     inflight = {s: row["in_flight"] for s, row in collector.frozen_rows.items()}
     inflight.update({s: win.inflight_max for s, win in collector.windows.items()})
-
-    def rate(x: float) -> float:
-        return x / duration if duration > 0 else 0.0
-
-    total = w.completed + w.failed + w.aborted + w.cancelled
-    out: dict[str, Any] = {
-        "duration": duration,
-        "completed": w.completed,
-        "failed": w.failed,
-        "aborted": w.aborted,
-        # hung up on by the client on purpose (--llm-cancel-*): outside every vLLM field
-        "cancelled": w.cancelled,
-        "cancelled_output_tokens": w.cancelled_tokens,
-        "total_requests": total,
-        # aborted = cancelled by the client (users stopped mid-request): not a server error
-        "error_rate": w.failed / (w.completed + w.failed) if (w.completed + w.failed) else 0.0,
-        "total_input_tokens": w.input_tokens,
-        "total_output_tokens": w.output_tokens,
-        "request_throughput": rate(w.completed),
-        "request_goodput": rate(w.good) if collector.good is not None else None,
-        "output_throughput": rate(w.output_tokens),
-        "total_token_throughput": rate(w.input_tokens + w.output_tokens),
-        "max_output_tokens_per_s": peak_tokens_per_s(collector, w.first_ok),
-        "max_concurrent_requests": peak_concurrency(collector, w.first_ok),
-        # locust-llm's own: usage tokens (not chunks) per 1 s bucket, same buckets
-        "max_output_tokens_per_s_by_tokens": peak_tokens_per_s(
-            collector, w.first_ok, "tokens_arrived"
-        ),
-        # client view: requests in flight at dispatch (failed and warm-up included)
-        "max_inflight_requests": max(inflight.values()) if inflight else 0,
-        "total_requested_output_tokens": w.requested_tokens,
-        "output_tokens_vs_requested": (
-            w.requested_output / w.requested_tokens if w.requested_tokens else None
-        ),
-    }
+    out: dict[str, Any] = totals(w, duration, collector.good is not None)
+    out.update(
+        {
+            "max_output_tokens_per_s": peak_tokens_per_s(collector, w.first_ok),
+            "max_concurrent_requests": peak_concurrency(collector, w.first_ok),
+            # locust-llm's own: usage tokens (not chunks) per 1 s bucket, same buckets
+            "max_output_tokens_per_s_by_tokens": peak_tokens_per_s(
+                collector, w.first_ok, "tokens_arrived"
+            ),
+            # client view: requests in flight at dispatch (failed and warm-up included)
+            "max_inflight_requests": max(inflight.values()) if inflight else 0,
+            "total_requested_output_tokens": w.requested_tokens,
+            "output_tokens_vs_requested": (
+                w.requested_output / w.requested_tokens if w.requested_tokens else None
+            ),
+        }
+    )
     out["no_data_reason"] = no_data_reason(out)
     out.update(usage_fields(w))
     out["pooling"] = pooling_fields(w, duration)
@@ -214,6 +238,8 @@ def summarize(
     out["ended_at"] = w.last_end if w.last_end != -math.inf else None
     if include_intervals:
         out["intervals"] = interval_rows(collector)
+    if include_groups:
+        out.update(by_group(collector))
     if include_histograms:
         out["histograms"] = {m: h.sketch.to_dict() for m, h in w.sketches.items()}
     out["meta"] = dict(meta or {})

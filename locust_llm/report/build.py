@@ -15,6 +15,7 @@ from typing import Any
 from .. import __version__
 from . import figures, html
 from .compare import comparisons
+from .groups import GROUPS_CSV, write_group_csv
 from .load import Scenario, is_scenario_dir, load_runs
 from .repeats import repeat_groups, repeats_table
 from .searches import load_searches, search_figure, search_text
@@ -63,6 +64,7 @@ def build_report(
     columns, table = rows(scenarios)
     params = varying_params(scenarios)
     write_csv(out / SUMMARY_CSV, columns, table)
+    write_group_csv(out / GROUPS_CSV, scenarios)  # by name / model / turn, when any
     sweeps = find_sweeps(scenarios)
     comps = comparisons(scenarios, baseline, resamples=resamples)
     run_ids = list(dict.fromkeys(s.run_id for s in scenarios))

@@ -20,6 +20,7 @@ from plotly.offline import get_plotlyjs
 from locust_llm.servermetrics import prefix_cache_by_replica
 
 from .compare import Comparison
+from .groups import group_tables
 from .load import Scenario
 from .sweeps import Sweep
 from .tables import METRICS, STATS, metric_column
@@ -204,6 +205,7 @@ def scenario_card(sc: Scenario, row: dict[str, Any]) -> str:
         f"{fmt(row.get('failed'))} failed over {fmt(row.get('duration'))} s</p>"
     )
     out.append(prefix_cache_table(sc))
+    out.append(group_tables(sc.summary, fmt))  # by name / model / turn, when several
     slo = sc.summary.get("slo") or []
     if slo:
         out.append('<table><tr><th class="l">SLO</th><th>measured</th><th>result</th></tr>')

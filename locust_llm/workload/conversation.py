@@ -13,6 +13,7 @@ synthetic (number of turns, user-turn and reply lengths from distributions).
 from __future__ import annotations
 
 import random
+import uuid
 from dataclasses import dataclass
 
 from .datasets import Dataset, Entry
@@ -61,6 +62,8 @@ class Conversation:
         self.rng = rng if rng is not None else random.Random(0)
         self.tokenizer = tokenizer if tokenizer is not None else WordCounter()
         self.conv_id = conv_id
+        # unique across processes and runs (conv_id counts per source): X-Session-Id
+        self.session_id = uuid.uuid4().hex
         self._next = 0
         self._awaiting_reply = False
 

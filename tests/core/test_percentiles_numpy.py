@@ -141,6 +141,7 @@ def test_a_worker_stops_shipping_samples_past_the_cap():
     for r in results[len(results) // 2 :]:
         w.add(r)
     d = w.take_delta()
+    d.pop("groups", None)  # the windows by second only
     assert all("x" not in wd["sk"]["itl"] for wd in d.values())  # sketch only from now on
     assert all("x" in wd["sk"]["ttft"] for wd in d.values())  # other metrics stay exact
     assert len(msgpack.dumps(d)) < first
