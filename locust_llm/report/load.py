@@ -76,6 +76,10 @@ class Scenario:
     samples: Samples = field(default_factory=Samples.empty)
     server: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    # a repeat group seen as one scenario (report.repeats.collapse): its runs, and each
+    # numeric summary field's mean/CV/95 % CI over them; empty for a single run
+    repeats: list[Scenario] = field(default_factory=list)
+    ci: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def slo_passed(self) -> bool | None:
         """True/False when SLOs were evaluated, None when the scenario had none."""
