@@ -11,6 +11,7 @@ directory holds the files the scenario runner and the Locust plugin write:
        "num_requests_waiting": 0, "kv_cache_usage_perc": 0.12, ...}
       {"t": epoch, "nginx": {"active": 5, "reading": 0, "writing": 3, "waiting": 2, ...}}
       {"t": epoch, "replica": "r0", "error": "connection refused"}
+- `gpu_telemetry.jsonl` the GPU sampler's lines (locust_llm.telemetry.sampler), optional;
 - `events.jsonl`        things that happened at a time, optional:
       {"t": epoch, "kind": "replica_killed", "detail": "r1"}
 
@@ -34,6 +35,7 @@ RECORDS = "records.jsonl"
 SCENARIO = "scenario.json"
 SERVER_METRICS = "server_metrics.jsonl"
 EVENTS = "events.jsonl"
+GPU_SAMPLES = "gpu_telemetry.jsonl"
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Scenario:
     samples: Samples = field(default_factory=Samples.empty)
     server: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    gpu_samples: list[dict[str, Any]] = field(default_factory=list)
     # a repeat group seen as one scenario (report.repeats.collapse): its runs, and each
     # numeric summary field's mean/CV/95 % CI over them; empty for a single run
     repeats: list[Scenario] = field(default_factory=list)
@@ -196,6 +199,7 @@ def load_scenario(path: Path, run_id: str | None = None) -> Scenario:
         samples=samples_from_records(read_jsonl(path / RECORDS)),
         server=read_jsonl(path / SERVER_METRICS),
         events=read_jsonl(path / EVENTS),
+        gpu_samples=read_jsonl(path / GPU_SAMPLES),
     )
 
 
