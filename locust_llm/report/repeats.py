@@ -65,13 +65,8 @@ def mean_ci(values: Sequence[float]) -> dict[str, Any]:
 
 def repeat_groups(scenarios: list[Scenario]) -> list[dict[str, Any]]:
     """One entry per `repeat_of` group with at least two finished repeats."""
-    groups: dict[str, list[Scenario]] = {}
-    for sc in scenarios:
-        g = sc.params.get("repeat_of")
-        if isinstance(g, str):
-            groups.setdefault(g, []).append(sc)
     out = []
-    for name, members in groups.items():
+    for (_, name), members in _members(scenarios).items():
         if len(members) < 2:
             continue
         out.append(
@@ -105,12 +100,18 @@ def repeats_table(groups: list[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
-def _members(scenarios: list[Scenario]) -> dict[str, list[Scenario]]:
-    groups: dict[str, list[Scenario]] = {}
+def _key(sc: Scenario) -> tuple[str, str] | None:
+    """A repeat group is per run: two runs' `rr` groups are two groups."""
+    g = sc.params.get("repeat_of")
+    return (sc.run_id, g) if isinstance(g, str) else None
+
+
+def _members(scenarios: list[Scenario]) -> dict[tuple[str, str], list[Scenario]]:
+    groups: dict[tuple[str, str], list[Scenario]] = {}
     for sc in scenarios:
-        g = sc.params.get("repeat_of")
-        if isinstance(g, str):
-            groups.setdefault(g, []).append(sc)
+        k = _key(sc)
+        if k is not None:
+            groups.setdefault(k, []).append(sc)
     return groups
 
 
@@ -149,16 +150,17 @@ def collapse(scenarios: list[Scenario]) -> list[Scenario]:
     Scenarios that are no repeat stay as they are (`repeats` empty: a single run)."""
     groups = {g: ms for g, ms in _members(scenarios).items() if len(ms) >= 2}
     out: list[Scenario] = []
-    done: set[str] = set()
+    done: set[tuple[str, str]] = set()
     for sc in scenarios:
-        g = sc.params.get("repeat_of")
-        if not isinstance(g, str) or g not in groups:
+        key = _key(sc)
+        if key is None or key not in groups:
             out.append(sc)
             continue
-        if g in done:
+        if key in done:
             continue
-        done.add(g)
-        ms = groups[g]
+        done.add(key)
+        ms = groups[key]
+        g = key[1]
         summary = dict(ms[0].summary)
         ci: dict[str, dict[str, Any]] = {}
         for k, v in ms[0].summary.items():
@@ -168,10 +170,13 @@ def collapse(scenarios: list[Scenario]) -> list[Scenario]:
         summary["slo"] = _slo_all(ms)
         params = {k: v for k, v in ms[0].params.items() if k != "repeat_of"}
         params["name"] = g
+        # merged runs prefix names with the run id (load_runs): the group keeps that prefix
+        own = str(ms[0].params.get("name") or ms[0].name)
+        prefix = ms[0].name[: -len(own)] if ms[0].name.endswith(own) else ""
         out.append(
             replace(
                 ms[0],
-                name=g,
+                name=prefix + g,
                 summary=summary,
                 params=params,
                 samples=_pooled(ms),

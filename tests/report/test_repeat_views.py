@@ -110,3 +110,31 @@ def test_sweep_with_repeats_is_one_point_per_level_with_ci_and_knee_on_means(tmp
     assert j["repeats"] == [3] * len(users) and j["output_throughput_ci95"][0] is not None
     page = build.build_report([run], tmp_path / "o", resamples=50).read_text()
     assert "knee on the means" in page and '"error_y"' in page
+
+
+@pytest.mark.browser
+def test_repeated_sweep_and_comparison_render_in_chromium(repeated_compare: Path, tmp_path: Path):
+    from .browser import check_report_in_browser
+
+    run = tmp_path / "sw"
+    for u in (1, 10, 20, 40):
+        for k in (1, 2, 3):
+            make_scenario(
+                run, f"u{u}-r{k}",
+                params={"users": u, "repeat_of": f"u{u}", "order": u * 10 + k},
+                n=20, output_throughput=50.0 * min(u, 20) * (1 + 0.05 * (k - 2)), seed=u + k,
+            )  # fmt: skip
+    page = build.build_report([run, repeated_compare], tmp_path / "o", resamples=50)
+    check_report_in_browser(page, "report-repeats.png", min_plots=3)
+
+
+def test_equal_group_names_in_two_runs_stay_two_groups(repeated_compare: Path, tmp_path: Path):
+    import shutil
+
+    from locust_llm.report.repeats import collapse
+
+    other = tmp_path / "again"
+    shutil.copytree(repeated_compare, other)
+    units = collapse(load_runs([repeated_compare, other]))
+    assert [u.name for u in units] == ["rep-cmp/rr", "rep-cmp/lc", "again/rr", "again/lc"]
+    assert all(len(u.repeats) == 3 for u in units)
