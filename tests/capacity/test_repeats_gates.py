@@ -119,3 +119,22 @@ def test_repeats_give_mean_cv_and_ci_in_the_run_summary(tmp_path):
     # the emulator's configured mean gap is 20 ms: the CI sits on it (within its step jitter)
     assert lo - 1.0 <= 20.0 <= hi + 1.0
     assert "Repeats" in (tmp_path / "rep" / "report.html").read_text()
+
+
+def test_repeats_of_a_sweep_are_one_family_so_levels_past_saturation_are_skipped(tmp_path):
+    from locust_llm.scenarios.repeats import expand
+    from locust_llm.scenarios.result import sweep_family
+    from locust_llm.scenarios.spec import load_file
+
+    f = tmp_path / "sw.toml"
+    f.write_text('[[scenario]]\nname = "sw"\nmodel = "m"\nusers = [4, 8]\nrepeat = 2\n')
+    specs = expand(load_file(f))
+    fams = [sweep_family(s.params, s.swept) for s in specs]
+    assert [s.name for s in specs] == [
+        "sw-users-4-r1",
+        "sw-users-4-r2",
+        "sw-users-8-r1",
+        "sw-users-8-r2",
+    ]
+    assert len({k for k, _, _ in fams}) == 1  # one family: 8 is skipped once 4 saturated
+    assert [v for _, _, v in fams] == [4.0, 4.0, 8.0, 8.0]
