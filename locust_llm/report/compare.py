@@ -11,9 +11,9 @@ for the differences of p50 and p99 of TTFT, TPOT, ITL and E2E come from records.
 
 Repeats (`repeat = N`): each repeat group is compared as one scenario (report.repeats.collapse):
 its headline numbers are the means over the repeats, each with its 95 % CI (Student's t over
-the N runs), and a difference is *significant* only when the two CIs do not overlap — a
-conservative test (non-overlap implies a Welch t-test p well below 0.05), chosen because it
-is the one a reader can check on the table. Without repeats on both sides the between-run
+the N runs), and a difference is *significant* only when the two CIs do not overlap: a
+conservative test (disjoint 95 % CIs imply a Welch t-test p below 0.05, not the reverse),
+chosen because a reader can check it on the table. Without repeats on both sides the between-run
 spread is unknown and the ratio says "single run".
 """
 
