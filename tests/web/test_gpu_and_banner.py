@@ -19,7 +19,7 @@ from locust_llm.metrics.record import LLMResult
 from locust_llm.metrics.saturation import detect
 from locust_llm.plugin import runtime
 from locust_llm.users import OpenAIChatUser
-from tests.report.browser import skip_without_browser
+from tests.report.browser import ARTIFACTS, skip_without_browser
 from tests.web.conftest import free_port
 from tests.web.test_webui_run import _driver
 
@@ -130,6 +130,8 @@ def test_saturation_banner_and_gpu_charts_in_chromium(env) -> None:
         assert util[0][1] == [r["util"] for r in want0]
         assert power[1][1][0] == 100.0
         assert driver.find_element(By.ID, "gpu-section").is_displayed()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / "web-llm-saturated.png"))
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
