@@ -15,6 +15,7 @@ from typing import Any
 from .. import __version__
 from . import figures, html
 from .compare import comparisons
+from .gpu import gpu_figure, gpu_text
 from .groups import GROUPS_CSV, write_group_csv
 from .load import Scenario, is_scenario_dir, load_runs
 from .repeats import repeat_groups, repeats_table
@@ -148,6 +149,15 @@ def render(
         if fig is None:
             page.add('<p class="muted">no per-second intervals or server metrics</p>')
         page.figure(fig)
+    with_gpu = [
+        sc for sc in scenarios if sc.gpu_samples or (sc.summary.get("gpu") or {}).get("gpus")
+    ]
+    if with_gpu:
+        page.section("gpu", "GPU telemetry")
+        for sc in with_gpu:
+            page.add(f"<h3>{html.esc(sc.name)}</h3>")
+            page.add(gpu_text(sc))
+            page.figure(gpu_figure(sc, figures.scenario_t0(sc)))
     page.section("scenarios", "Scenarios")
     for sc, row in zip(scenarios, table):
         page.add(html.scenario_card(sc, row))

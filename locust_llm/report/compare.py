@@ -8,6 +8,13 @@ variant is compared with the baseline-variant scenario at the same axis value, s
 
 Ratios (candidate / baseline) are given for the summary's headline numbers; bootstrap CIs
 for the differences of p50 and p99 of TTFT, TPOT, ITL and E2E come from records.jsonl.
+
+Repeats (`repeat = N`): each repeat group is compared as one scenario (report.repeats.collapse):
+its headline numbers are the means over the repeats, each with its 95 % CI (Student's t over
+the N runs), and a difference is *significant* only when the two CIs do not overlap: a
+conservative test (disjoint 95 % CIs imply a Welch t-test p below 0.05, not the reverse),
+chosen because a reader can check it on the table. Without repeats on both sides the between-run
+spread is unknown and the ratio says "single run".
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .load import Scenario
+from .repeats import collapse
 from .stats import DEFAULT_SEED, DiffCI, bootstrap_quantile_diff
 from .sweeps import AXIS_PREFERENCE, group_keys
 from .tables import METRICS, scalar_params, scenario_row, varying_params
@@ -34,6 +42,14 @@ RATIO_FIELDS = (
     ("error_rate", "error rate", False),
 )
 QUANTILES = (0.5, 0.99)
+SIGNIFICANCE = "95% CIs of the repeats' means do not overlap"
+
+
+def ci_significant(a: list[float | None], b: list[float | None]) -> bool | None:
+    """True when the two 95 % CIs are disjoint; None when either is unknown."""
+    if None in a or None in b or not a or not b:
+        return None
+    return bool(a[1] < b[0] or b[1] < a[0])
 
 
 @dataclass
@@ -43,10 +59,19 @@ class Comparison:
     ratios: list[dict[str, Any]] = field(default_factory=list)
     diffs: list[tuple[str, DiffCI]] = field(default_factory=list)
 
+    @property
+    def repeated(self) -> bool:
+        return bool(self.baseline.repeats and self.candidate.repeats)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "baseline": self.baseline.name,
             "candidate": self.candidate.name,
+            "repeats": {
+                "baseline": len(self.baseline.repeats) or 1,
+                "candidate": len(self.candidate.repeats) or 1,
+            },
+            "significance": SIGNIFICANCE if self.repeated else "single run",
             "ratios": self.ratios,
             "quantile_differences": [
                 {
@@ -134,6 +159,7 @@ def compare(
                 "candidate": v,
                 "ratio": ratio,
                 "higher_is_better": higher_better,
+                **_repeat_fields(base, cand, key),
             }
         )
     for m in METRICS:
@@ -146,6 +172,20 @@ def compare(
     return c
 
 
+def _repeat_fields(base: Scenario, cand: Scenario, key: str) -> dict[str, Any]:
+    """Each side's 95 % CI and the significance verdict; "single run" without repeats."""
+    if not (base.repeats and cand.repeats):
+        return {"significant": None, "note": "single run"}
+    cb, cc = base.ci.get(key), cand.ci.get(key)
+    if cb is None or cc is None:
+        return {"significant": None, "note": "no CI"}
+    return {
+        "baseline_ci95": cb["ci95"],
+        "candidate_ci95": cc["ci95"],
+        "significant": ci_significant(cb["ci95"], cc["ci95"]),
+    }
+
+
 def comparisons(
     scenarios: list[Scenario],
     baseline: str | None = None,
@@ -153,4 +193,6 @@ def comparisons(
     resamples: int = 1000,
     seed: int = DEFAULT_SEED,
 ) -> list[Comparison]:
-    return [compare(b, c, resamples=resamples, seed=seed) for b, c in pairs(scenarios, baseline)]
+    """Every (baseline, candidate) pair, each repeat group taken as one scenario."""
+    units = collapse(scenarios)
+    return [compare(b, c, resamples=resamples, seed=seed) for b, c in pairs(units, baseline)]

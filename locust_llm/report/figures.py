@@ -61,10 +61,23 @@ def sweep_figure(sweep: Sweep) -> go.Figure:
                     x=x, y=0, text="no data", hovertext=esc(g), showarrow=False,
                     yanchor="bottom", font={"color": "#999", "size": 11}, row=1, col=1,
                 )  # fmt: skip
+        cis = c.throughput_ci or [None] * len(c.xs)
+        bars = None
+        if any(ci and None not in ci for ci in cis):  # repeats: the 95 % CI of each mean
+            bars = {
+                "type": "data",
+                "symmetric": False,
+                "array": [ci[1] - y if ci and y is not None else None for ci, y in zip(cis, tput)],
+                "arrayminus": [
+                    y - ci[0] if ci and y is not None else None for ci, y in zip(cis, tput)
+                ],
+                "color": color,
+            }
         fig.add_trace(
             go.Scatter(
                 x=c.xs,
                 y=tput,
+                error_y=bars,
                 mode="lines+markers",
                 name=name,
                 legendgroup=name,

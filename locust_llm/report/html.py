@@ -267,27 +267,54 @@ def sweep_text(sweep: Sweep) -> str:
             slo = f'<span class="fail">no tested {esc(sweep.axis)} meets the SLO</span>'
         else:
             slo = f"max {esc(sweep.axis)} meeting the SLO: <b>{fmt(c.max_slo_x)}</b>"
+        reps = {len(s.repeats) for s in c.scenarios if s.repeats}
+        if reps:
+            knee += (
+                f" (each point the mean of {'/'.join(str(n) for n in sorted(reps))} repeats"
+                " with its 95% CI; knee on the means)"
+            )
         items.append(f"<li>{esc(c.label)}: {knee}; {slo}</li>")
     return "<ul>" + "".join(items) + "</ul>"
 
 
+def _ci_cell(v: Any, ci: Any) -> str:
+    if not ci or None in ci:
+        return fmt(v)
+    return f"{fmt(v)} &plusmn; {fmt((ci[1] - ci[0]) / 2)}"
+
+
 def comparison_block(c: Comparison) -> str:
-    """The baseline-vs-candidate table with ratios, then the bootstrap CIs of p50/p99 differences."""
+    """The baseline-vs-candidate table with ratios (mean &plusmn; 95 % CI half-width and a
+    significance column when both ran with repeats; "single run" otherwise), then the
+    bootstrap CIs of p50/p99 differences."""
+    nb, nc = len(c.baseline.repeats) or 1, len(c.candidate.repeats) or 1
+    how = (
+        f"means over {nb} / {nc} repeats &plusmn; 95% CI half-width; significant = CIs do not overlap"
+        if c.repeated
+        else "single run: no between-run spread, differences are not tested"
+    )
     out = [
         f"<h3>{esc(c.candidate.name)} vs baseline {esc(c.baseline.name)}</h3>",
-        f'<table><tr><th class="l">metric</th><th>{esc(c.baseline.name)}</th>'
-        f"<th>{esc(c.candidate.name)}</th><th>ratio</th></tr>",
+        f'<p class="muted repeats-note">{how}</p>',
+        f'<table class="comparison"><tr><th class="l">metric</th><th>{esc(c.baseline.name)}</th>'
+        f"<th>{esc(c.candidate.name)}</th><th>ratio</th><th>significant</th></tr>",
     ]
     for r in c.ratios:
         ratio = r["ratio"]
         cls = ""
+        sig = r.get("significant")
         if isinstance(ratio, float) and not math.isnan(ratio) and abs(ratio - 1) > 0.02:
             better = (ratio > 1) == r["higher_is_better"]
             cls = "better" if better else "worse"
+            if c.repeated and sig is not True:
+                cls = ""  # within the repeats' spread: not coloured as a difference
+        verdict = r.get("note") or ("yes" if sig else "no")
         out.append(
-            f'<tr><td class="l">{esc(r["label"])}</td><td>{fmt(r["baseline"])}</td>'
-            f'<td>{fmt(r["candidate"])}</td><td class="{cls}">'
-            f"{'–' if not isinstance(ratio, float) or math.isnan(ratio) else f'{ratio:.2f}×'}</td></tr>"
+            f'<tr><td class="l">{esc(r["label"])}</td>'
+            f"<td>{_ci_cell(r['baseline'], r.get('baseline_ci95'))}</td>"
+            f'<td>{_ci_cell(r["candidate"], r.get("candidate_ci95"))}</td><td class="{cls}">'
+            f"{'–' if not isinstance(ratio, float) or math.isnan(ratio) else f'{ratio:.2f}×'}</td>"
+            f'<td class="sig">{verdict}</td></tr>'
         )
     out.append("</table>")
     if c.diffs:

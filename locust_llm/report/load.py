@@ -12,6 +12,7 @@ directory holds the files the scenario runner and the Locust plugin write:
        1234, "prefix_cache_hits_total": 640, ...}   (counters: servermetrics.COUNTERS)
       {"t": epoch, "nginx": {"active": 5, "reading": 0, "writing": 3, "waiting": 2, ...}}
       {"t": epoch, "replica": "r0", "error": "connection refused"}
+- `gpu_telemetry.jsonl` the GPU sampler's lines (locust_llm.telemetry.sampler), optional;
 - `events.jsonl`        things that happened at a time, optional:
       {"t": epoch, "kind": "replica_killed", "detail": "r1"}
 
@@ -35,6 +36,7 @@ RECORDS = "records.jsonl"
 SCENARIO = "scenario.json"
 SERVER_METRICS = "server_metrics.jsonl"
 EVENTS = "events.jsonl"
+GPU_SAMPLES = "gpu_telemetry.jsonl"
 
 
 @dataclass
@@ -77,6 +79,11 @@ class Scenario:
     samples: Samples = field(default_factory=Samples.empty)
     server: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    gpu_samples: list[dict[str, Any]] = field(default_factory=list)
+    # a repeat group seen as one scenario (report.repeats.collapse): its runs, and each
+    # numeric summary field's mean/CV/95 % CI over them; empty for a single run
+    repeats: list[Scenario] = field(default_factory=list)
+    ci: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def slo_passed(self) -> bool | None:
         """True/False when SLOs were evaluated, None when the scenario had none."""
@@ -194,6 +201,7 @@ def load_scenario(path: Path, run_id: str | None = None) -> Scenario:
         samples=samples_from_records(read_jsonl(path / RECORDS)),
         server=read_jsonl(path / SERVER_METRICS),
         events=read_jsonl(path / EVENTS),
+        gpu_samples=read_jsonl(path / GPU_SAMPLES),
     )
 
 

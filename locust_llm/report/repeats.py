@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
-from .load import Scenario
+import numpy as np
+
+from .load import Samples, Scenario
 
 METRICS = (
     "request_throughput",
@@ -62,13 +65,8 @@ def mean_ci(values: Sequence[float]) -> dict[str, Any]:
 
 def repeat_groups(scenarios: list[Scenario]) -> list[dict[str, Any]]:
     """One entry per `repeat_of` group with at least two finished repeats."""
-    groups: dict[str, list[Scenario]] = {}
-    for sc in scenarios:
-        g = sc.params.get("repeat_of")
-        if isinstance(g, str):
-            groups.setdefault(g, []).append(sc)
     out = []
-    for name, members in groups.items():
+    for (_, name), members in _members(scenarios).items():
         if len(members) < 2:
             continue
         out.append(
@@ -100,3 +98,90 @@ def repeats_table(groups: list[dict[str, Any]]) -> str:
             f"</th><th>mean</th><th>CV</th><th>95% CI</th></tr>{rows}</table>"
         )
     return "".join(parts)
+
+
+def _key(sc: Scenario) -> tuple[str, str] | None:
+    """A repeat group is per run: two runs' `rr` groups are two groups."""
+    g = sc.params.get("repeat_of")
+    return (sc.run_id, g) if isinstance(g, str) else None
+
+
+def _members(scenarios: list[Scenario]) -> dict[tuple[str, str], list[Scenario]]:
+    groups: dict[tuple[str, str], list[Scenario]] = {}
+    for sc in scenarios:
+        k = _key(sc)
+        if k is not None:
+            groups.setdefault(k, []).append(sc)
+    return groups
+
+
+def _pooled(members: list[Scenario]) -> Samples:
+    """The repeats' requests together: the bootstrap over requests then sees all of them."""
+    ss = [m.samples for m in members]
+    cat = {
+        k: np.concatenate([getattr(s, k) for s in ss])
+        for k in ("ttft", "tpot", "itl", "e2el", "t_start", "ok")
+    }
+    errors: dict[str, int] = {}
+    for s in ss:
+        for k, n in s.errors.items():
+            errors[k] = errors.get(k, 0) + n
+    return Samples(**cat, errors=errors)
+
+
+def _slo_all(members: list[Scenario]) -> list[dict[str, Any]]:
+    """Each SLO row passes only when it passed in every repeat (a lucky run is no capacity)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for m in members:
+        for r in m.summary.get("slo") or []:
+            key = str(r.get("expr"))
+            if key not in rows:
+                rows[key] = {**r, "passed": bool(r.get("passed"))}
+            else:
+                rows[key]["passed"] = rows[key]["passed"] and bool(r.get("passed"))
+    return list(rows.values())
+
+
+def collapse(scenarios: list[Scenario]) -> list[Scenario]:
+    """Each repeat group (two or more finished repeats) as one scenario, at its first
+    member's place: named after the group, parameters without `repeat_of`, every numeric
+    summary field the mean over the repeats, SLO rows passing only where every repeat
+    passed, requests pooled; `repeats` holds the members and `ci` each field's mean_ci.
+    Scenarios that are no repeat stay as they are (`repeats` empty: a single run)."""
+    groups = {g: ms for g, ms in _members(scenarios).items() if len(ms) >= 2}
+    out: list[Scenario] = []
+    done: set[tuple[str, str]] = set()
+    for sc in scenarios:
+        key = _key(sc)
+        if key is None or key not in groups:
+            out.append(sc)
+            continue
+        if key in done:
+            continue
+        done.add(key)
+        ms = groups[key]
+        g = key[1]
+        summary = dict(ms[0].summary)
+        ci: dict[str, dict[str, Any]] = {}
+        for k, v in ms[0].summary.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                ci[k] = mean_ci([m.summary.get(k) for m in ms])
+                summary[k] = ci[k]["mean"]
+        summary["slo"] = _slo_all(ms)
+        params = {k: v for k, v in ms[0].params.items() if k != "repeat_of"}
+        params["name"] = g
+        # merged runs prefix names with the run id (load_runs): the group keeps that prefix
+        own = str(ms[0].params.get("name") or ms[0].name)
+        prefix = ms[0].name[: -len(own)] if ms[0].name.endswith(own) else ""
+        out.append(
+            replace(
+                ms[0],
+                name=prefix + g,
+                summary=summary,
+                params=params,
+                samples=_pooled(ms),
+                repeats=list(ms),
+                ci=ci,
+            )  # fmt: skip
+        )
+    return out

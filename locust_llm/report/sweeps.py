@@ -4,6 +4,10 @@ A sweep axis is a numeric parameter that varies across the run's scenarios (user
 the usual plots are against concurrency).  Scenarios that agree on every *other* varying
 parameter form one curve, so `lb = ["round_robin", "least_conn"] x users = [..]` gives two
 throughput curves on the same axes.
+
+With `repeat = N` each level's repeats are one point (report.repeats.collapse): its
+throughput is the mean over the repeats, `throughput_ci` its 95 % CI (error bars in the
+figure), and the knee is found on the means; a level passes its SLO only when every repeat did.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 
 from .knee import Knee, find_knee, max_passing
 from .load import Scenario
+from .repeats import collapse
 from .tables import scalar_params, varying_params
 
 STEPS_AXIS = "users (steps)"
@@ -30,6 +35,7 @@ class Curve:
     scenarios: list[Scenario]
     xs: list[float] = field(default_factory=list)
     throughput: list[float] = field(default_factory=list)
+    throughput_ci: list[list[float | None] | None] = field(default_factory=list)
     knee: Knee | None = None
     max_slo_x: float | None = None
     slo_defined: bool = False
@@ -42,6 +48,8 @@ class Curve:
             "scenarios": [s.name for s in self.scenarios],
             "x": self.xs,
             "output_throughput": self.throughput,
+            "output_throughput_ci95": self.throughput_ci,
+            "repeats": [len(s.repeats) or 1 for s in self.scenarios],
             "knee": None
             if self.knee is None
             else {"x": self.knee.x, "output_throughput": self.knee.y},
@@ -103,8 +111,14 @@ def _throughput(sc: Scenario) -> float:
     return float(v) if _is_num(v) else float("nan")
 
 
+def _ci(sc: Scenario) -> list[float | None] | None:
+    ci = sc.ci.get("output_throughput")
+    return ci["ci95"] if ci else None
+
+
 def find_sweeps(scenarios: list[Scenario], min_points: int = 2) -> list[Sweep]:
     """Every numeric varying parameter with at least `min_points` distinct values in a curve."""
+    scenarios = collapse(scenarios)
     varying = varying_params(scenarios)
     params = [scalar_params(s) for s in scenarios]
     axes = [
@@ -138,6 +152,7 @@ def find_sweeps(scenarios: list[Scenario], min_points: int = 2) -> list[Sweep]:
             c = Curve(label=label, group=group, scenarios=members)
             c.xs = [float(scalar_params(s)[axis]) for s in members]
             c.throughput = [_throughput(s) for s in members]
+            c.throughput_ci = [_ci(s) for s in members]
             c.knee = find_knee(c.xs, c.throughput)
             passed = [s.slo_passed() for s in members]
             c.slo_defined = any(p is not None for p in passed)

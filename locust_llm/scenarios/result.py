@@ -35,11 +35,13 @@ def run_result(run_dir: Path) -> dict[str, Any]:
 
 def sweep_family(params: dict[str, Any], swept: dict[str, Any]) -> tuple[str, str, float] | None:
     """(family key, axis, value) for a scenario of a users/rate sweep, else None: scenarios
-    of one family differ only in the axis, so past a saturated one they need not run."""
+    of one family differ only in the axis, so past a saturated one they need not run.
+    Repeats of a level (`repeat_of`, named after the level) are of the level's family: the
+    other repeats of a saturated level still run, the levels above it do not."""
     import json
 
     axis = next((a for a in ("users", "rate") if a in swept), None)
     if axis is None:
         return None
-    rest = {k: v for k, v in params.items() if k not in ("name", "spawn_rate", axis)}
+    rest = {k: v for k, v in params.items() if k not in ("name", "spawn_rate", "repeat_of", axis)}
     return json.dumps(rest, sort_keys=True, default=str), axis, float(swept[axis])

@@ -155,7 +155,13 @@ def probe_figures(summary: dict[str, Any]) -> dict[str, Any]:
         "p99_itl_ms",
         "max_concurrent_requests",
     )
-    return {k: summary.get(k) for k in keys}
+    out = {k: summary.get(k) for k in keys}
+    sat = summary.get("saturation") or {}
+    # a saturated probe fails whatever its SLOs say: its figures measure a growing queue
+    out["saturated"] = bool(sat.get("detected"))
+    if out["saturated"]:
+        out["saturation"] = {k: sat.get(k) for k in ("series", "at_s", "growth", "reason")}
+    return out
 
 
 def run_search(
@@ -259,7 +265,9 @@ def _probe_line(cfg: SearchConfig, p: dict[str, Any]) -> str:
     first = p["runs"][0]
     ttft = first.get("p99_ttft_ms")
     verdict = "PASS" if p["passed"] else "FAIL"
-    extra = (" saturated" if p["saturated"] else "") + (
+    sat = next((r["saturation"] for r in p["runs"] if r.get("saturation")), None)
+    what = f" saturated ({sat['series']} growing from {sat['at_s'] or 0:.0f} s)" if sat else ""
+    extra = (what or (" saturated" if p["saturated"] else "")) + (
         f" ({', '.join(p['failed_slo'])})" if p["failed_slo"] else ""
     )
     return (

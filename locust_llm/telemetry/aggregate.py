@@ -127,13 +127,3 @@ def aggregate(
             }
         out["replicas"] = replicas
     return out
-
-
-def series(samples: Iterable[dict[str, Any]]) -> dict[int, dict[str, list[float]]]:
-    """Per-GPU time series for charts: {gpu: {t, util, power_w, mem_used_mib, sm_clock_mhz}}."""
-    out: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in sorted(samples, key=lambda r: (r["gpu"], r["t"])):
-        s = out[int(r["gpu"])]
-        for k in ("t", "util", "power_w", "mem_used_mib", "sm_clock_mhz"):
-            s[k].append(r.get(k))
-    return {k: dict(v) for k, v in out.items()}

@@ -50,6 +50,7 @@ class LiveData:
         self.environment = environment
         self._clock = clock
         self._cache: dict[str, tuple[float, int, Any]] = {}
+        self._gpu: tuple[Any, Any] | None = None  # (SampleTail, GPUSeries) of the sampler
 
     @property
     def rt(self) -> Any:
@@ -91,6 +92,22 @@ class LiveData:
     def full_summary(self) -> dict[str, Any]:
         """Exactly what ``--llm-summary`` writes at quit (histograms and intervals included)."""
         return _finite(self.rt.summary())
+
+    def gpu(self, since: float | None = None) -> dict[str, Any]:
+        """GPU samples after `since` per GPU (all without it), labelled by replica; reading
+        the sampler's file costs only the lines appended since the previous poll."""
+        sampler = getattr(self.rt, "gpu_sampler", None)
+        if sampler is None:
+            return {"gpus": [], "last_t": since, "off": True}
+        if self._gpu is None or self._gpu[0].path != sampler.path:
+            from locust_llm.telemetry.series import GPUSeries, SampleTail
+
+            stack = getattr(self.rt, "stack", None)
+            groups = {r.name: r.gpus for r in getattr(stack, "replicas", []) if r.gpus}
+            self._gpu = (SampleTail(sampler.path), GPUSeries(groups))
+        tail, series = self._gpu
+        series.extend(tail.read_new())
+        return series.since(since)
 
     def intervals(self) -> list[dict[str, Any]]:
         return self._memo("intervals", lambda: interval_rows(self.rt.collector))

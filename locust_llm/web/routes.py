@@ -146,6 +146,12 @@ def make_blueprint(data: LiveData, scraper: ServerScraper | None, auth: Any) -> 
     def server_route() -> Response:
         return _json(server())
 
+    @bp.route("/gpu")
+    @auth
+    def gpu() -> Response:
+        """GPU series after ``since`` (epoch s): the page asks for what is new since its last poll."""
+        return _json(data.gpu(request.args.get("since", type=float)))
+
     @bp.route("/live")
     @auth
     def live() -> Response:

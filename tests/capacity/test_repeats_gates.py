@@ -119,3 +119,57 @@ def test_repeats_give_mean_cv_and_ci_in_the_run_summary(tmp_path):
     # the emulator's configured mean gap is 20 ms: the CI sits on it (within its step jitter)
     assert lo - 1.0 <= 20.0 <= hi + 1.0
     assert "Repeats" in (tmp_path / "rep" / "report.html").read_text()
+
+
+def test_repeats_of_a_sweep_are_one_family_so_levels_past_saturation_are_skipped(tmp_path):
+    from locust_llm.scenarios.repeats import expand
+    from locust_llm.scenarios.result import sweep_family
+    from locust_llm.scenarios.spec import load_file
+
+    f = tmp_path / "sw.toml"
+    f.write_text('[[scenario]]\nname = "sw"\nmodel = "m"\nusers = [4, 8]\nrepeat = 2\n')
+    specs = expand(load_file(f))
+    fams = [sweep_family(s.params, s.swept) for s in specs]
+    assert [s.name for s in specs] == [
+        "sw-users-4-r1",
+        "sw-users-4-r2",
+        "sw-users-8-r1",
+        "sw-users-8-r2",
+    ]
+    assert len({k for k, _, _ in fams}) == 1  # one family: 8 is skipped once 4 saturated
+    assert [v for _, _, v in fams] == [4.0, 4.0, 8.0, 8.0]
+
+
+SWEEP_REPEAT = """
+[defaults]
+backend = "emulator"
+model = "m"
+serve_args = ["--max-num-seqs", "4"]
+emulator_args = ["--emu-ttft-ms", "30", "--emu-itl-ms", "20", "--emu-seed", "7"]
+max_tokens = 16
+ignore_eos = true
+run_time = "4s"
+
+[[scenario]]
+name = "sw"
+users = [1, 4, 16]
+repeat = 2
+"""
+
+
+@pytest.mark.slow
+def test_sweep_with_repeats_on_the_emulator_gives_a_point_per_level_and_the_knee(tmp_path):
+    """4 sequences: throughput grows to 4 users and stays flat at 16, in every repeat."""
+    f = tmp_path / "swr.toml"
+    f.write_text(SWEEP_REPEAT)
+    p = locust_llm("run", str(f), "--out", str(tmp_path))
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    doc = json.loads((tmp_path / "swr" / "summary.json").read_text())
+    (curve,) = [c for c in doc["sweeps"] if c["axis"] == "users"]
+    assert curve["x"] == [1.0, 4.0, 16.0] and curve["repeats"] == [2, 2, 2]
+    per_run = {s["scenario"]: s["output_throughput"] for s in doc["scenarios"]}
+    for x, mean, ci in zip(curve["x"], curve["output_throughput"], curve["output_throughput_ci95"]):
+        runs = [per_run[f"sw-users-{x:g}-r{k}"] for k in (1, 2)]
+        assert mean == pytest.approx(sum(runs) / 2) and ci[0] <= mean <= ci[1]
+    assert curve["knee"]["x"] == 4.0
+    assert curve["output_throughput"][2] < 1.3 * curve["output_throughput"][1]

@@ -54,6 +54,14 @@
       div.append(val, key); frag.appendChild(div);
     });
     box.replaceChildren(frag);
+    // the live over-saturation check fired: the queue grows, higher load measures only the queue
+    const sat = s.saturation || {};
+    const banner = document.getElementById("saturated");
+    if (banner) {
+      const when = sat.at_t ? " since " + new Date(sat.at_t * 1000).toLocaleTimeString() : "";
+      banner.textContent = sat.detected ? "SATURATED" + when + ": " + (sat.reason || "") : "";
+      banner.classList.toggle("hidden", !sat.detected);
+    }
     // nothing completed: say why, instead of cards of zeros that read as a collapse
     const nd = document.getElementById("no-data");
     if (nd) { nd.textContent = s.no_data_reason ? "No data: " + s.no_data_reason : ""; nd.classList.toggle("hidden", !s.no_data_reason); }
@@ -133,6 +141,31 @@
     }
   }
 
+  // GPU series grow by what is new since the last poll (./gpu?since=): O(new samples) a poll
+  const GPU_FIELDS = [["util", "chart-gpu-util", "GPU utilization (%)", "%"],
+                      ["mem_used_mib", "chart-gpu-mem", "GPU memory used (MiB)", "MiB"],
+                      ["power_w", "chart-gpu-power", "GPU power (W)", "W"],
+                      ["sm_clock_mhz", "chart-gpu-clock", "SM clock (MHz)", "MHz"]];
+  const gpuSeries = {};
+  let gpuLast = null;
+  async function refreshGpu() {
+    const r = await fetch("./gpu" + (gpuLast === null ? "" : "?since=" + gpuLast), { cache: "no-store", credentials: "same-origin" });
+    if (!r.ok) return;
+    const d = await r.json();
+    (d.gpus || []).forEach((g) => {
+      const s = gpuSeries[g.gpu] || (gpuSeries[g.gpu] = { label: "GPU " + g.gpu + (g.replica ? " (" + g.replica + ")" : ""), t: [] });
+      s.t.push(...g.t);
+      GPU_FIELDS.forEach(([k]) => { (s[k] || (s[k] = [])).push(...g[k]); });
+    });
+    if (d.last_t !== null && d.last_t !== undefined) gpuLast = d.last_t;
+    const all = Object.keys(gpuSeries).sort((a, b) => a - b).map((k) => gpuSeries[k]);
+    document.getElementById("gpu-section").classList.toggle("hidden", all.length === 0);
+    if (!all.length) return;
+    GPU_FIELDS.forEach(([k, id, title, unit]) => {
+      plot(id, title, all.map((s) => line(s.t.map((t) => new Date(t * 1000)), s[k], s.label)), unit);
+    });
+  }
+
   let busy = false;
   async function refresh() {
     if (busy) return;
@@ -142,6 +175,7 @@
       if (r.ok) {
         const d = await r.json();
         drawSummary(d.summary); drawIntervals(d.intervals); drawServer(d.server);
+        await refreshGpu();
         document.body.dataset.updated = String(Date.now());
       }
     } catch (e) { /* the web UI may be going away at quit: try again next tick */ }
