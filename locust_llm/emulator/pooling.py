@@ -25,7 +25,7 @@ import orjson
 
 from . import text as textmod
 from . import wire
-from .engine import QueueFull, Seq, prefix_blocks
+from .engine import QueueFull, Seq
 from .faults import MESSAGES, STREAM_FAULTS
 
 __all__ = ["POOLING_ROUTES", "pooling_task", "PoolingHandler"]
@@ -234,9 +234,9 @@ class PoolingHandler:
         app = self.app
         seqs = []
         try:
-            for tokens, item in work:
-                text = item if isinstance(item, str) else ""
-                seq = Seq(max(tokens, 1), 1, arrival, prefix_blocks(text, app.block_chars))
+            for tokens, _item in work:
+                # no prefix-cache keys: pooling prefills are not cached here
+                seq = Seq(max(tokens, 1), 1, arrival)
                 app.engine.submit(seq)
                 seqs.append(seq)
         except QueueFull as e:
