@@ -1,6 +1,7 @@
 """The package's layering, checked over its imports (ast, nothing is imported).
 
-The rules: no import cycle between modules; the pure core never imports Locust or gevent's
+The rules: no import cycle between modules (counting imports inside functions: deferring
+an import hides a cycle from the interpreter, not from the reader); the pure core never imports Locust or gevent's
 monkey-patching (so it runs in tests, scripts and other tools without patching the
 interpreter); ``backends`` and ``emulator`` know nothing of Locust either; options are read
 through ``LLMOptions`` (no ``getattr(opts, "llm_x", default)`` restating a default); and
@@ -52,14 +53,13 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
-def _imports(name: str, path: Path, top_level_only: bool = False) -> set[str]:
-    """Modules ``name`` imports (relative imports resolved); with ``top_level_only``, only
-    those run at import time outside functions, which are the ones that can form a cycle."""
+def _imports(name: str, path: Path) -> set[str]:
+    """Modules ``name`` imports anywhere in it (relative imports resolved): at module level,
+    under ``if TYPE_CHECKING:`` and inside functions. An import deferred into a function
+    still ties the two modules together, so it counts for cycles as well."""
     tree = ast.parse(path.read_text())
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    nodes = tree.body if top_level_only else list(ast.walk(tree))
-    if top_level_only:  # imports under `if TYPE_CHECKING:` / try blocks at module level too
-        nodes = [n for top in tree.body if not isinstance(top, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) for n in ast.walk(top)]  # fmt: skip
+    nodes = list(ast.walk(tree))
     out: set[str] = set()
     for node in nodes:
         if isinstance(node, ast.Import):
@@ -83,10 +83,7 @@ def _in(name: str, prefixes: tuple[str, ...]) -> bool:
 
 
 def test_no_import_cycle_between_modules():
-    graph = {
-        m: {i for i in _imports(m, p, top_level_only=True) if i in MODULES and i != m}
-        for m, p in MODULES.items()
-    }
+    graph = {m: {i for i in _imports(m, p) if i in MODULES and i != m} for m, p in MODULES.items()}
     # a package's __init__ importing its own submodules is how packages work, not a cycle
     for m in graph:
         graph[m] = {i for i in graph[m] if not (i.startswith(m + ".") or m.startswith(i + "."))}
