@@ -142,10 +142,17 @@ def _live_saturation(env: Any, rt: LLMRuntime) -> None:
     if rt.live_saturation is not None:
         rt.live_saturation.stop()
         rt.live_saturation = None
-    if not isinstance(env.runner, WorkerRunner):
-        from locust_llm.metrics.live_saturation import start_for
+    if isinstance(env.runner, WorkerRunner):
+        return
+    from locust import runners
 
-        rt.live_saturation = start_for(env, rt)
+    from locust_llm.metrics.live_saturation import LiveSaturation, steady_from
+
+    lag = 1.0  # the master's windows lag by the workers' report interval
+    if isinstance(env.runner, runners.MasterRunner):
+        lag += float(getattr(runners, "WORKER_REPORT_INTERVAL", 3.0))
+    rt.live_saturation = LiveSaturation(rt.collector, lambda: steady_from(rt), lag=lag)
+    rt.live_saturation.start()
 
 
 @events.init_command_line_parser.add_listener

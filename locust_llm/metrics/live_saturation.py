@@ -132,17 +132,3 @@ def steady_from(rt: Any) -> float | None:
         return None
     warm_end = (rt.warmup.start or 0.0) + rt.warmup.seconds
     return max(rt.spawned_at, warm_end) + 1.0
-
-
-def start_for(env: Any, rt: Any) -> LiveSaturation:
-    """A started checker for this run (master: lagging by the workers' report interval)."""
-    from locust.runners import MasterRunner
-
-    lag = 1.0
-    if isinstance(env.runner, MasterRunner):
-        from locust import runners
-
-        lag += float(getattr(runners, "WORKER_REPORT_INTERVAL", 3.0))
-    live = LiveSaturation(rt.collector, lambda: steady_from(rt), lag=lag)
-    live.start()
-    return live
