@@ -160,3 +160,49 @@ def test_a_bad_option_value_is_not_offered_the_skip_flag() -> None:
                "--llm-dataset", "/nonexistent.json", *HEADLESS])  # fmt: skip
     _one_clear_line(out, "/nonexistent.json")
     assert "--llm-skip-preflight" not in out.stderr
+
+
+@pytest.fixture()
+def no_models_server():
+    """A server whose ``/v1/models`` lists nothing (a gateway with no route configured)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class H(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            body = json.dumps({"object": "list", "data": []}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_POST = do_GET
+
+        def log_message(self, *a) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_no_models_listed_says_so_and_names_the_option_once(no_models_server) -> None:
+    """The pre-flight and the lookup in a run without it each say what is wrong and what to
+    do, naming ``--llm-model`` once per message."""
+    out = run(["-f", "locustfiles/chat.py", "-H", no_models_server, *HEADLESS])
+    _one_clear_line(out, "/v1/models lists no model: pass --llm-model")
+    (line,) = [x for x in out.stderr.splitlines() if "pre-flight failed" in x]
+    assert line.count("--llm-model") == 1, line
+    out = run(["-f", "locustfiles/chat.py", "-H", no_models_server, "--llm-skip-preflight",
+               *HEADLESS, "-t", "1s"])  # fmt: skip
+    lines = [x for x in (out.stdout + out.stderr).splitlines() if "lists no models" in x]
+    assert lines, out.stderr[-2000:]
+    assert all(x.count("--llm-model") == 1 for x in lines), lines
+    assert "(or pass --llm-model to skip the lookup)" in lines[0]
