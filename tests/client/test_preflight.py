@@ -4,15 +4,13 @@ backs off instead of spinning."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
-from tests.client.test_locust_runs import ROOT, free_port, run
+from tests.runs import ROOT, free_port
+from tests.runs import emulator as start_emulator
+from tests.runs import run_locust as run
 
 HEADLESS = ["--headless", "-u", "4", "-r", "4", "-t", "3s", "--llm-max-tokens", "4"]
 
@@ -27,24 +25,8 @@ def _one_clear_line(out: subprocess.CompletedProcess, needle: str) -> None:
 
 @pytest.fixture()
 def emulator():
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "locust_llm.emulator", "served-model", "--host", "127.0.0.1",
-         "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url + "/health", timeout=1).read()
-            break
-        except OSError:
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    with start_emulator(model="served-model") as url:
+        yield url
 
 
 def test_dead_port_stops_before_users() -> None:
