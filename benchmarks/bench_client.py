@@ -1,4 +1,4 @@
-"""Client benchmarks (issue 2): ingest ceiling and paced-stream precision of one Locust process.
+"""Client benchmarks: ingest ceiling and paced-stream precision of one Locust process.
 
     .venv/bin/python benchmarks/bench_client.py ingest [--users 1,16,64,256] [--seconds 10]
     .venv/bin/python benchmarks/bench_client.py paced [--users 256] [--seconds 20]
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.mode == "ingest":
         users = [int(x) for x in (a.users or "1,16,64,256").split(",")]
         rows = ingest(users, a.seconds or 10, timestamps=a.timestamps)
-        # issue 3: the emulator must never be the bottleneck: its one-core emission ceiling as a
+        # the emulator must never be the bottleneck: its one-core emission ceiling as a
         # ratio to one Locust process's ingest ceiling, measured in this same run
         p = subprocess.run([PY, "benchmarks/bench_emulator.py", "--seconds", "5"], cwd=ROOT,
                            capture_output=True, text=True, timeout=120)  # fmt: skip

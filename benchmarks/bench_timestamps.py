@@ -1,6 +1,6 @@
 """ITL error of user-space vs kernel receive stamps, judged against the emulator's truth log.
 
-Why: issue 9 claims kernel stamps keep ITL true when the load generator is busy. This measures
+Why: kernel stamps are meant to keep ITL true when the load generator is busy. This measures
 it: the emulator logs when it wrote each token (``--emu-truth-log``, CLOCK_MONOTONIC =
 perf_counter on Linux), a gevent client streams ``--streams`` paced requests through
 geventhttpclient with :func:`locust_llm.timestamps.enable_kernel_timestamps` applied and

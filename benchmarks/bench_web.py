@@ -1,13 +1,17 @@
-"""How long the ``/llm/...`` endpoints take with 10 minutes of per-second history.
+"""How long the ``/llm/...`` endpoints take with 10 minutes (or more) of per-second history.
 
-Fills a Collector with 600 s of synthetic windows (``--rps`` requests/s, ``--tokens`` output
-tokens each, lognormal TTFT/ITL), mounts the web extension on a real Locust Environment's web
-UI (server not started) and times each endpoint through Flask's test client, with the
-memoisation cache cleared before every call (the worst case: every request recomputes).
+Fills a Collector with ``--seconds`` of synthetic windows (``--rps`` requests/s, ``--tokens``
+output tokens each, lognormal TTFT/ITL), mounts the web extension on a real Locust
+Environment's web UI (server not started) and times each endpoint through Flask's test
+client. Before every timed call one more second of requests arrives (untimed) and the
+memoisation cache is cleared, as for a poll of a running test in which requests keep
+finishing. ``first ms`` is the first call, which folds the whole history once (a browser
+opening the tab late in a run); the median and p95 are of the calls after it.
 
     .venv/bin/python benchmarks/bench_web.py [--seconds 600] [--rps 20] [--tokens 128]
 
-Target: every endpoint < 50 ms (median and p95 of the repetitions).
+Target: every endpoint < 50 ms (median and p95 of the repetitions); how the cost grows with
+the history is the ratio of two runs' figures (``--seconds 600`` and ``--seconds 3600``).
 """
 
 from __future__ import annotations
@@ -47,9 +51,11 @@ class _User(OpenAIChatUser):
     host = "http://127.0.0.1:1"
 
 
-def fill(collector, seconds: int, rps: int, tokens: int, seed: int = 0) -> int:
+def fill(
+    collector, seconds: int, rps: int, tokens: int, seed: int = 0, t0: int | None = None
+) -> int:
     rng = random.Random(seed)
-    t0 = int(time.time()) - seconds
+    t0 = int(time.time()) - seconds if t0 is None else t0
     n = 0
     for s in range(seconds):
         for i in range(rps):
@@ -74,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--limit-ms", type=float, default=50.0)
     a = ap.parse_args(argv)
+    sys.argv[1:] = []  # Locust parses the command line again when the web UI is set up
 
     env = Environment(user_classes=[_User], events=events)
     env.create_local_runner()
@@ -90,23 +97,32 @@ def main(argv: list[str] | None = None) -> int:
     client = env.web_ui.app.test_client()
     data = env._llm_web
     worst = 0.0
-    print(f"{'endpoint':<22}{'median ms':>10}{'p95 ms':>10}{'max ms':>10}{'bytes':>10}")
+    print(f"{'endpoint':<22}{'first ms':>10}{'median ms':>10}{'p95 ms':>10}{'max ms':>10}"
+          f"{'bytes':>10}")  # fmt: skip
+    nxt = int(time.time())
     for path in ENDPOINTS:
         times = []
         size = 0
-        for _ in range(a.repeat):
+        first = None
+        for _ in range(a.repeat + 1):
+            fill(rt.collector, 1, a.rps, a.tokens, seed=nxt, t0=nxt)  # a second more arrived
+            nxt += 1
             data.invalidate()  # measure the uncached cost
             t = time.perf_counter()
             resp = client.get(path)
             body = resp.get_data()
-            times.append((time.perf_counter() - t) * 1000)
+            ms = (time.perf_counter() - t) * 1000
+            if first is None:
+                first = ms
+            else:
+                times.append(ms)
             assert resp.status_code == 200, (path, resp.status_code)
             size = len(body)
         times.sort()
         p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
         med = statistics.median(times)
         worst = max(worst, p95)
-        print(f"{path:<22}{med:>10.2f}{p95:>10.2f}{times[-1]:>10.2f}{size:>10}")
+        print(f"{path:<22}{first:>10.2f}{med:>10.2f}{p95:>10.2f}{times[-1]:>10.2f}{size:>10}")
     ok = worst < a.limit_ms
     print(f"worst p95 {worst:.2f} ms: {'OK' if ok else 'OVER'} the {a.limit_ms:g} ms target")
     return 0 if ok else 1

@@ -12,7 +12,7 @@ process are sampled (psutil). Printed: peak RSS, RSS growth after the first minu
 sample vs the first sample at >= 60 s, and the max after 60 s vs that sample), fd growth,
 output tokens/s (from the LLM summary), and the error breakdown.
 
-Pass criteria from issue 8: RSS growth < 10 % after the first minute, fd growth <= a few
+Pass criteria (a soak that leaks fails them): RSS growth < 10 % after the first minute, fd growth <= a few
 (connection churn), zero errors not injected by the emulator.
 """
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from locust import events
 from locust.event import EventHook
-from locust.runners import STATE_RUNNING, STATE_SPAWNING, LocalRunner, MasterRunner, WorkerRunner
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, LocalRunner, WorkerRunner
 
 from locust_llm.checks import SLOError, check_slos, split_slos
 from locust_llm.credentials import valid_header_value
@@ -148,8 +148,8 @@ def _live_saturation(env: Any, rt: LLMRuntime) -> None:
 
     from locust_llm.metrics.live_saturation import LiveSaturation, steady_from
 
-    lag = 1.0  # the master sees a second's windows one report interval late
-    if isinstance(env.runner, MasterRunner):
+    lag = 1.0  # the master's windows lag by the workers' report interval
+    if isinstance(env.runner, runners.MasterRunner):
         lag += float(getattr(runners, "WORKER_REPORT_INTERVAL", 3.0))
     rt.live_saturation = LiveSaturation(rt.collector, lambda: steady_from(rt), lag=lag)
     rt.live_saturation.start()

@@ -21,6 +21,7 @@ from locust_llm.checks import check_slos, evaluate, goodput_predicate, split_slo
 from locust_llm.credentials import redact, without_credentials
 from locust_llm.metrics.collector import Collector
 from locust_llm.metrics.record import LLMResult
+from locust_llm.metrics.rollup import LiveFold
 from locust_llm.metrics.summary import summarize
 from locust_llm.options import LLMOptions
 from locust_llm.records import RecordsWriter
@@ -58,6 +59,7 @@ class LLMRuntime:
                 setattr(environment.events, name, EventHook())
         self.model: str | None = None
         self.collector = Collector()
+        self.live = LiveFold(self.collector)  # the web UI's polls fold only what is new
         self.warmup = Warmup()
         self.reset_at = 0.0  # requests started before the last reset are left out
         self._records: RecordsWriter | None = None
@@ -126,6 +128,7 @@ class LLMRuntime:
         """Start the LLM metrics afresh (a new test, a stats reset): requests started before
         ``at`` (epoch) belong to neither side."""
         self.collector.reset()
+        self.live = LiveFold(self.collector)
         self.warmup.begin(None)
         if at is not None:
             self.reset_at = at
@@ -235,9 +238,12 @@ class LLMRuntime:
             if t["kind"] == "vllm" and t["prefix_cache"]["queries"]
         }
 
-    def summary(self, live: bool = False) -> dict[str, Any]:
+    def summary(self, live: bool = False, folded: bool = False) -> dict[str, Any]:
         """The run summary (vLLM field names). ``live``: the cheap view the web UI polls
-        while the test runs, without intervals, histograms, steps, saturation and GPU."""
+        while the test runs, without intervals, histograms, steps, saturation and GPU, from
+        the live fold (seconds already folded are not folded again). ``folded``: the whole
+        summary from the live fold (the web UI's download); at quit every window is folded
+        afresh, the numbers are the same."""
         if live:
             s = summarize(
                 self.collector,
@@ -245,12 +251,13 @@ class LLMRuntime:
                 include_intervals=False,
                 include_histograms=False,
                 include_groups=False,
+                fold=self.live.view(),
             )
             s["slo"] = evaluate(self.slos, s)
             if self.live_saturation is not None:
                 s["saturation"] = self.live_saturation.to_json()
             return s
-        s = summarize(self.collector, meta=self.meta())
+        s = summarize(self.collector, meta=self.meta(), fold=self.live.view() if folded else None)
         s["meta"].update(self.load(s["total_requests"], s.get("started_at")))
         cpu = self.cpu_seconds()
         s["client_cpu_s"] = cpu

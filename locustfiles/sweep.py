@@ -4,7 +4,7 @@ seconds after ``--llm-sweep-warmup`` seconds of warm-up, then stop.
     locust -f locustfiles/sweep.py --headless -H http://localhost:8000 \
         --llm-sweep-users 1,4,16,64 --llm-sweep-hold 60 --llm-sweep-warmup 10
 
-Why: TTFT and throughput against concurrency up to saturation (seed 003) need every level
+Why: TTFT and throughput against concurrency up to saturation need every level
 held long enough to measure. Requests started in a step's warm-up are excluded from the
 metrics (marked warm-up, like ``--llm-warmup``). The step windows (epoch seconds) are kept
 on ``environment.llm_phases`` and logged at the end, so the per-second ``intervals`` of the

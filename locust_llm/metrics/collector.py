@@ -28,6 +28,7 @@ from locust_llm.metrics.window import (
     SKETCHES,
     SLOTS,
     Window,
+    chart_rows,
 )
 
 __all__ = ["Collector", "Window", "LATENCY_METRICS", "EVENT_CAP", "SLOTS"]
@@ -307,34 +308,7 @@ class Collector:
         return out
 
     def rows(self) -> list[dict[str, Any]]:
-        """One chart row per wall-clock second (frozen rows for compacted seconds).
-
-        ``partial`` marks the first and the last second: the run covered only part of them,
-        so their counts are not a rate and charts leave them out. A second with no start or
-        finish had the level the previous second ended with in flight all along.
-        """
-        tokens = self.tokens_per_second()
-        secs = set(self.windows) | set(self.frozen_rows) | set(tokens)
-        if not secs:
-            return []
-        rows = []
-        lo, hi = min(secs), max(secs)
-        level = 0
-        for s in range(lo, hi + 1):
-            frozen = self.frozen_rows.get(s)
-            w = self.windows.get(s)
-            if frozen is not None:
-                row = dict(frozen)
-            elif w is not None:
-                row = w.row(s)
-            else:
-                row = Window().row(s)
-                row["in_flight"] = level
-            if w is not None:
-                level = w.inflight_last
-            elif frozen is not None:
-                level = frozen.get("in_flight_last", level)
-            row["output_tokens"] = tokens.get(s, 0)
-            row["partial"] = s in (lo, hi)
-            rows.append(row)
-        return rows
+        """One chart row per wall-clock second (frozen rows for compacted seconds)."""
+        rows = {s: w.row(s) for s, w in self.windows.items()}
+        rows.update(self.frozen_rows)
+        return chart_rows(rows, self.tokens_per_second())

@@ -12,7 +12,6 @@ Count, mean, standard deviation, min and max are exact either way.
 
 from __future__ import annotations
 
-import bisect
 from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -114,8 +113,9 @@ class Distribution:
         """Exact count of samples ``<= edge`` for each edge, or None when sketch-only."""
         if self.samples is None:
             return None
-        s = sorted(self.samples)
-        return [bisect.bisect_right(s, e) for e in edges]
+        s = np.sort(np.frombuffer(self.samples, dtype=np.float64))
+        at = np.searchsorted(s, np.fromiter(edges, dtype=np.float64), side="right")
+        return [int(n) for n in at]
 
     def buckets(self) -> list[tuple[float, int]]:
         return self.sketch.buckets()

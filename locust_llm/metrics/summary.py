@@ -10,12 +10,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from locust_llm.metrics.collector import LATENCY_METRICS, Collector, Window
 from locust_llm.metrics.health import client_health
 from locust_llm.metrics.nodata import no_data_reason
 from locust_llm.metrics.pooling import pooling_fields
+from locust_llm.metrics.rollup import Fold
 
 __all__ = ["PERCENTILES", "summarize", "metric_fields", "interval_rows", "totals", "group_fields"]
 
@@ -141,60 +140,6 @@ def by_group(collector: Collector) -> dict[str, dict[str, dict[str, Any]]]:
     return out
 
 
-def _buckets(slots: dict[int, int], scale: int, origin: float) -> tuple[np.ndarray, np.ndarray]:
-    """(vLLM bucket, count) per slot: ``int(t - min_start_time)`` with t the slot's start."""
-    if not slots:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    keys = np.fromiter(slots.keys(), dtype=np.float64, count=len(slots))
-    counts = np.fromiter(slots.values(), dtype=np.int64, count=len(slots))
-    rel = keys / scale - origin
-    return np.where(rel >= 0, rel.astype(np.int64), -1), counts
-
-
-def peak_tokens_per_s(collector: Collector, origin: float, by: str = "chunks_ms") -> float:
-    """vLLM's ``max_output_tokens_per_s``: the most token chunks (one each, whatever usage
-    says) in one 1 s bucket, buckets counted from the first successful request's start.
-    ``by="tokens_arrived"`` counts usage tokens instead (the token-based peak)."""
-    if origin == math.inf:
-        return 0.0
-    events = collector.events() if by == "chunks_ms" else None
-    if events is not None:  # exact: the same float arithmetic as vLLM's
-        k = (np.frombuffer(events[0], dtype=np.float64) - origin).astype(np.int64)
-        k = k[k >= 0]
-        return float(np.bincount(k).max()) if len(k) else 0.0
-    k, n = _buckets(collector.slots(by), 1000 if by == "chunks_ms" else 10, origin)
-    keep = k >= 0
-    if not keep.any():
-        return 0.0
-    return float(np.bincount(k[keep], weights=n[keep]).max())
-
-
-def peak_concurrency(collector: Collector, origin: float) -> int:
-    """vLLM's ``max_concurrent_requests``: the most successful requests active in one 1 s
-    bucket, a request counting in every bucket from the one it started in to the one its
-    last chunk arrived in (so short requests are never missed)."""
-    if origin == math.inf:
-        return 0
-    events = collector.events()
-    if events is not None and len(events[1]):
-        span = np.frombuffer(events[1], dtype=np.float64).reshape(-1, 2) - origin
-        first, last = span[:, 0].astype(np.int64), span[:, 1].astype(np.int64)
-        size = int(last.max()) + 2
-        # +1 from the bucket a request started in, -1 after the one its last chunk arrived in
-        delta = np.bincount(first, minlength=size) - np.bincount(last + 1, minlength=size)
-        return int(np.cumsum(delta).max())
-    ks, ns = _buckets(collector.slots("starts_ms"), 1000, origin)
-    ke, ne = _buckets(collector.slots("ends_ms"), 1000, origin)
-    if not len(ks):
-        return 0
-    size = int(max(ks.max(), ke.max() if len(ke) else 0)) + 2
-    starts = np.bincount(np.maximum(ks, 0), weights=ns, minlength=size)
-    ends = np.bincount(np.maximum(ke, 0), weights=ne, minlength=size)
-    # active in bucket b: started at or before b, and not ended before b
-    active = np.cumsum(starts) - np.concatenate(([0.0], np.cumsum(ends)[:-1]))
-    return int(active.max())
-
-
 def summarize(
     collector: Collector,
     *,
@@ -202,23 +147,20 @@ def summarize(
     include_intervals: bool = True,
     include_histograms: bool = True,
     include_groups: bool = True,
+    fold: Fold | None = None,
 ) -> dict[str, Any]:
-    """The summary dict (see docs/ARCHITECTURE.md). Pure: call it at quit or on demand."""
-    w = collector.merged()
+    """The summary dict (see docs/ARCHITECTURE.md). Pure: call it at quit or on demand.
+    ``fold``: the collector's windows already folded (the live view keeps most of it between
+    polls); by default every window is folded here."""
+    f = fold if fold is not None else Fold.of(collector)
+    w = f.total
     duration = span(w)
-    inflight = {s: row["in_flight"] for s, row in collector.frozen_rows.items()}
-    inflight.update({s: win.inflight_max for s, win in collector.windows.items()})
-    out: dict[str, Any] = totals(w, duration, collector.good is not None)
+    out: dict[str, Any] = totals(w, duration, f.goodput)
     out.update(
         {
-            "max_output_tokens_per_s": peak_tokens_per_s(collector, w.first_ok),
-            "max_concurrent_requests": peak_concurrency(collector, w.first_ok),
-            # locust-llm's own: usage tokens (not chunks) per 1 s bucket, same buckets
-            "max_output_tokens_per_s_by_tokens": peak_tokens_per_s(
-                collector, w.first_ok, "tokens_arrived"
-            ),
-            # client view: requests in flight at dispatch (failed and warm-up included)
-            "max_inflight_requests": max(inflight.values()) if inflight else 0,
+            # vLLM's peaks; locust-llm's usage tokens (not chunks) in the same buckets; and
+            # the client view: requests in flight at dispatch (failed and warm-up included)
+            **f.peaks(),
             "total_requested_output_tokens": w.requested_tokens,
             "output_tokens_vs_requested": (
                 w.requested_output / w.requested_tokens if w.requested_tokens else None
@@ -237,7 +179,7 @@ def summarize(
     out["started_at"] = w.first_start if w.first_start != math.inf else None
     out["ended_at"] = w.last_end if w.last_end != -math.inf else None
     if include_intervals:
-        out["intervals"] = interval_rows(collector)
+        out["intervals"] = f.chart_rows()
     if include_groups:
         out.update(by_group(collector))
     if include_histograms:

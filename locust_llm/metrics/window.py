@@ -15,7 +15,15 @@ from locust_llm.metrics.distribution import Distribution
 if TYPE_CHECKING:
     from locust_llm.metrics.record import LLMResult
 
-__all__ = ["Window", "LATENCY_METRICS", "SKETCHES", "FULL_RESOLUTION_S", "EVENT_CAP", "SLOTS"]
+__all__ = [
+    "Window",
+    "LATENCY_METRICS",
+    "SKETCHES",
+    "FULL_RESOLUTION_S",
+    "EVENT_CAP",
+    "SLOTS",
+    "chart_rows",
+]
 
 # sketch name -> what it holds (all in milliseconds)
 LATENCY_METRICS = (
@@ -253,3 +261,31 @@ class Window:
         w.errors = dict(d.get("er", {}))
         w.error_examples = dict(d.get("ex", {}))
         return w
+
+
+def chart_rows(rows: dict[int, dict[str, Any]], tokens: dict[int, int]) -> list[dict[str, Any]]:
+    """One chart row per wall-clock second from the rows of the seconds that have a window
+    (``Window.row``) and the output tokens that arrived in each second.
+
+    ``partial`` marks the first and the last second: the run covered only part of them,
+    so their counts are not a rate and charts leave them out. A second with no start or
+    finish had the level the previous second ended with in flight all along.
+    """
+    secs = rows.keys() | tokens.keys()
+    if not secs:
+        return []
+    out = []
+    lo, hi = min(secs), max(secs)
+    level = 0
+    for s in range(lo, hi + 1):
+        have = rows.get(s)
+        if have is not None:
+            row = dict(have)
+            level = have.get("in_flight_last", level)
+        else:
+            row = Window().row(s)
+            row["in_flight"] = level
+        row["output_tokens"] = tokens.get(s, 0)
+        row["partial"] = s in (lo, hi)
+        out.append(row)
+    return out

@@ -1,7 +1,8 @@
 """Scenario files -> run matrix -> runs -> report (`locust-llm run`).
 
 Modules: `spec` (TOML, validation, matrix expansion), `scrape` (server metrics sampler),
-`runner` (one scenario's lifecycle), `cli` (`main`, resume, exit codes).
+`runner` (one scenario's lifecycle), `cli` (`main`, resume), `search` (`locust-llm
+search`), `command` (what both share: arguments, overrides, exit codes, the report).
 """
 
 from __future__ import annotations

@@ -12,12 +12,19 @@ import fnmatch
 import sys
 from pathlib import Path
 
+from .command import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_SLO,
+    EXIT_USAGE,
+    add_shared_arguments,
+    apply_overrides,
+    write_report,
+)
+from .search import file_extras
 from .spec import ScenarioError, ScenarioSpec, load_file, parse_duration
 
-EXIT_SLO = 3
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+__all__ = ["apply_overrides", "main", "parser", "run_all"]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -26,75 +33,33 @@ def parser() -> argparse.ArgumentParser:
         description="Run a scenario file: for each scenario bring the backend up, run Locust "
         "headless, scrape server metrics, tear down; then write reports/<run-id>/report.html.",
     )
-    p.add_argument("file", type=Path, help="scenario file (TOML)")
-    p.add_argument(
-        "--backend",
-        choices=("emulator", "cpu", "gpu"),
-        help="run every scenario on this backend instead of its own (emulator: no vLLM needed)",
+    add_shared_arguments(
+        p,
+        file_help="scenario file (TOML)",
+        backends=("emulator", "cpu", "gpu"),
+        backend_help="run every scenario on this backend instead of its own "
+        "(emulator: no vLLM needed)",
+        run_time_help="override every scenario's duration (e.g. 5s)",
+        fresh_help="re-run finished scenarios too",
     )
     p.add_argument(
         "--model",
         help="serve this model in every scenario instead of the file's (a local folder or hub "
         "id; several-model scenarios keep their names and serve it under each)",
     )
-    p.add_argument("--run-time", help="override every scenario's duration (e.g. 5s)")
-    p.add_argument(
-        "--run-id",
-        help="results go to OUT/RUN_ID (default: the file's name); "
-        "re-running with the same id resumes",
-    )
-    p.add_argument("--out", type=Path, default=Path("reports"), help="output root (reports)")
     p.add_argument(
         "--only",
         action="append",
         default=[],
         help="run only scenarios whose name matches this glob (repeatable)",
     )
-    p.add_argument("--fresh", action="store_true", help="re-run finished scenarios too")
     p.add_argument(
         "--validate",
         action="store_true",
         help="parse and expand the file, print the scenarios and check each one's Locust "
         "options as its run would (options, SLOs, dataset files); start nothing",
     )
-    p.add_argument("--no-report", action="store_true", help="skip building report.html")
     return p
-
-
-def apply_overrides(
-    specs: list[ScenarioSpec],
-    backend: str | None,
-    run_time: float | None,
-    model: str | None = None,
-) -> None:
-    """`--backend emulator`: every scenario on the emulator, placement-only fields dropped
-    (vllm_cmd/urls mean nothing there; baseline stays as a label). `--backend cpu|gpu`: real
-    vLLM, external urls dropped. `--model`: the model every replica serves (a file written for
-    a big model runs on a small one).  `--run-time`: every duration replaced; the warm-up is
-    capped at a fifth of it so a smoke run still measures something."""
-    for s in specs:
-        p = s.params
-        if backend:
-            p["backend"] = backend
-            p.pop("urls", None)
-            if backend == "emulator":
-                p.pop("vllm_cmd", None)
-        if model:
-            if p.get("models"):
-                p["models"] = [{**m, "model": model} for m in p["models"]]
-            else:
-                p["model"] = model
-        if backend:
-            if not p.get("model") and not p.get("models"):
-                p["model"] = "emulated-model"
-        if run_time is not None:
-            p["run_time"] = run_time
-            p["warmup"] = min(float(p.get("warmup") or 0.0), run_time / 5)
-            if p.get("kill_replica"):
-                p["kill_replica"] = {
-                    **p["kill_replica"],
-                    "at": min(p["kill_replica"]["at"], run_time / 2),
-                }
 
 
 def describe(specs: list[ScenarioSpec]) -> str:
@@ -127,8 +92,6 @@ def main(argv: list[str] | None = None) -> int:
         if not specs:
             print(f"locust-llm run: no scenario matches {args.only}", file=sys.stderr)
             return EXIT_USAGE
-    from .search import file_extras
-
     if args.validate:
         print(describe(specs))
         from locust_llm.scenarios.validate import validate_specs
@@ -203,7 +166,7 @@ def run_all(
             flush=True,
         )
     if report:
-        _report(run_dir)
+        write_report(run_dir, "locust-llm run")
     errors = [o for o in outcomes if o.status == "error"]
     slo_failed = [o for o in outcomes if o.status == "slo_failed"]
     skipped_failed = [
@@ -251,22 +214,3 @@ def _done_slo_failed(d: Path) -> bool:
         return json.loads((d / ".done").read_text()).get("slo_passed") is False
     except (OSError, ValueError):
         return False
-
-
-def _report(run_dir: Path) -> None:
-    from locust_llm.report import build_report
-
-    old = None
-    try:
-        import signal
-
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        path = build_report([run_dir], run_dir)
-        print(f"report: {path}", flush=True)
-    except ValueError:
-        print("locust-llm run: no finished scenario, no report", file=sys.stderr)
-    finally:
-        if old is not None:
-            import signal
-
-            signal.signal(signal.SIGINT, old)

@@ -28,6 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from .bisect import Bisection
+from .command import (
+    EXIT_INTERRUPTED,
+    EXIT_SLO,
+    EXIT_USAGE,
+    add_shared_arguments,
+    apply_overrides,
+    write_report,
+)
 from .gate import Gate, format_row, parse_gates
 from .spec import ScenarioError, ScenarioSpec, load_file, parse_duration
 
@@ -37,10 +45,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SEARCH_JSON = "search.json"
-EXIT_SLO = 3
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 _KEYS = ("by", "min", "max", "tolerance", "repeat", "stack", "run_time")
 
 
@@ -295,19 +299,18 @@ def parser() -> argparse.ArgumentParser:
         description="Find the highest load meeting every SLO of a scenario file's [search] "
         "scenario: bracket by doubling, then bisect; report in reports/<run-id>/.",
     )
-    p.add_argument("file", type=Path, help="scenario file (TOML) with a [search] table")
-    p.add_argument("--backend", choices=("emulator",), help="run the probes on the emulator")
-    p.add_argument("--run-time", help="override each probe's duration (e.g. 10s)")
-    p.add_argument("--run-id", help="results go to OUT/RUN_ID (default: the file's name)")
-    p.add_argument("--out", type=Path, default=Path("reports"), help="output root (reports)")
-    p.add_argument("--fresh", action="store_true", help="re-run probes finished earlier")
-    p.add_argument("--no-report", action="store_true", help="skip building report.html")
+    add_shared_arguments(
+        p,
+        file_help="scenario file (TOML) with a [search] table",
+        backends=("emulator",),
+        backend_help="run the probes on the emulator",
+        run_time_help="override each probe's duration (e.g. 10s)",
+        fresh_help="re-run probes finished earlier",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .cli import _report, apply_overrides
-
     args = parser().parse_args(argv)
     try:
         specs = load_file(args.file)
@@ -355,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     result["gate"] = rows
     (run_dir / SEARCH_JSON).write_text(json.dumps(result, indent=2, default=str) + "\n")
     if not args.no_report:
-        _report(run_dir)
+        write_report(run_dir, "locust-llm search")
     for r in rows:
         print(format_row(r), flush=True)
     if gates:

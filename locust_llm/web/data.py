@@ -21,7 +21,6 @@ from typing import Any
 
 from locust_llm.credentials import without_credentials
 from locust_llm.metrics.collector import Window
-from locust_llm.metrics.summary import interval_rows
 
 __all__ = ["LiveData", "TABLE_METRICS", "INTERVAL_FIELDS"]
 
@@ -91,7 +90,7 @@ class LiveData:
 
     def full_summary(self) -> dict[str, Any]:
         """Exactly what ``--llm-summary`` writes at quit (histograms and intervals included)."""
-        return _finite(self.rt.summary())
+        return _finite(self.rt.summary(folded=True))
 
     def gpu(self, since: float | None = None) -> dict[str, Any]:
         """GPU samples after `since` per GPU (all without it), labelled by replica; reading
@@ -110,13 +109,13 @@ class LiveData:
         return series.since(since)
 
     def intervals(self) -> list[dict[str, Any]]:
-        return self._memo("intervals", lambda: interval_rows(self.rt.collector))
+        return self._memo("intervals", lambda: self.rt.live.view().chart_rows())
 
     def slo(self) -> list[dict[str, Any]]:
         return self.summary()["slo"]
 
     def merged_window(self) -> Window:
-        return self._memo("merged", self.rt.collector.merged)
+        return self._memo("merged", lambda: self.rt.live.view().total)
 
     def table_rows(self) -> list[dict[str, Any]]:
         """Rows for Locust's own LLM tab table: exact percentiles in ms, 2 decimals."""

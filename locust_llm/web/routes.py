@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, render_template, request
 
+from locust_llm.credentials import without_credentials
 from locust_llm.web import prometheus
 from locust_llm.web.data import LiveData
 from locust_llm.web.scrape import ServerScraper
@@ -178,7 +179,8 @@ def check_swarm_form(environment: Any) -> Response | None:
     from locust_llm.web.form import FormError, clean_form, form_fields
 
     def refuse(message: str) -> Response:
-        return _json({"success": False, "message": message, "host": environment.host})
+        host = without_credentials(environment.host)
+        return _json({"success": False, "message": message, "host": host})
 
     try:
         cleaned = clean_form(form_fields(request.form), option_actions())

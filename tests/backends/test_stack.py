@@ -16,6 +16,7 @@ import pytest
 
 from locust_llm.backends import BackendError, Stack, make_plan
 from locust_llm.backends.nginx import find_nginx, parse_access_log, upstream_counts
+from tests.runs import alive
 
 from .conftest import emulator_cmd
 
@@ -94,16 +95,7 @@ def stack3(tmp_path):
         yield st
         started = list(st.pids)  # stop() empties pids: keep what it must have reaped
     assert len(started) >= 4  # three replicas and nginx
-    assert not [p for p in started if _alive(p)], "stop() left processes running"
-
-
-def _alive(pid: int) -> bool:
-    """True if pid exists and is not a zombie (an unreaped zombie holds no port or GPU)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    assert not [p for p in started if alive(p)], "stop() left processes running"
 
 
 @needs_nginx
@@ -111,7 +103,7 @@ def test_three_replicas_behind_nginx(stack3):
     st = stack3
     assert len(st.replicas) == 3 and st.url.endswith(str(st.plan.nginx_port))
     for r in st.replicas:
-        assert r.log_path.exists() and _alive(r.pid) and r.metrics_url.endswith("/metrics")
+        assert r.log_path.exists() and alive(r.pid) and r.metrics_url.endswith("/metrics")
     with urllib.request.urlopen(st.nginx_status_url, timeout=5) as resp:
         assert b"Active connections" in resp.read()
 
@@ -230,9 +222,9 @@ def test_sigkill_parent_leaves_no_processes(tmp_path):
     pids = info["pids"]
     assert len(pids) >= 4  # 2 replicas + nginx master + worker(s)
     deadline = time.monotonic() + 10
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert [p for p in pids if _alive(p)] == []
+    assert [p for p in pids if alive(p)] == []
     for port in info["ports"]:
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0
@@ -247,7 +239,7 @@ def test_single_replica_is_direct_and_stop_is_idempotent(tmp_path):
     pid = st.replicas[0].pid
     st.stop()
     st.stop()
-    assert not _alive(pid)
+    assert not alive(pid)
 
 
 def test_port_taken_is_clear(tmp_path):
@@ -273,7 +265,7 @@ def test_replica_never_healthy_times_out_with_log(tmp_path):
     st = Stack(plan, run_dir=tmp_path, ready_timeout=1.0, log=lambda s: None)
     with pytest.raises(BackendError, match=r"(?s)not healthy after 1s.*loading weights 37%"):
         st.start()
-    assert not _alive(plan.replicas[0].pid)
+    assert not alive(plan.replicas[0].pid)
 
 
 def test_numactl_missing_is_clear(tmp_path, monkeypatch, cpu_topo):

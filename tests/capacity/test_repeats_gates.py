@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from locust_llm.report.repeats import mean_ci, t_quantile_975
 from locust_llm.scenarios.gate import parse_gate
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.runs import run_locust_llm
 
 
 def test_t_table_matches_scipy():
@@ -45,16 +41,6 @@ def test_gate_parse_and_check():
         parse_gate("max users >= 4")
 
 
-def locust_llm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "locust_llm.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 SWEEP = """
 gate = "max_users_meeting_slo >= {need}"
 
@@ -78,13 +64,13 @@ users = [2, 4, 12]
 def test_sweep_gates_on_its_result_not_on_its_overloaded_top(tmp_path):
     f = tmp_path / "sweep.toml"
     f.write_text(SWEEP.format(need=4))
-    p = locust_llm("run", str(f), "--out", str(tmp_path), "--no-report")
+    p = run_locust_llm("run", str(f), "--out", str(tmp_path), "--no-report")
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     assert "GATE PASS max_users_meeting_slo >= 4 (got 4)" in p.stdout
     top = json.loads((tmp_path / "sweep" / "c12" / "summary.json").read_text())
     assert not all(r["passed"] for r in top["slo"])  # the top level failed its SLO, as meant
     f.write_text(SWEEP.format(need=12))  # same scenarios (kept), stricter gate
-    p = locust_llm("run", str(f), "--out", str(tmp_path), "--no-report")
+    p = run_locust_llm("run", str(f), "--out", str(tmp_path), "--no-report")
     assert p.returncode == 3 and "GATE FAIL" in p.stdout
 
 
@@ -108,7 +94,7 @@ repeat = 3
 def test_repeats_give_mean_cv_and_ci_in_the_run_summary(tmp_path):
     f = tmp_path / "rep.toml"
     f.write_text(REPEAT)
-    p = locust_llm("run", str(f), "--out", str(tmp_path))
+    p = run_locust_llm("run", str(f), "--out", str(tmp_path))
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     doc = json.loads((tmp_path / "rep" / "summary.json").read_text())
     (g,) = doc["repeats"]
@@ -162,7 +148,7 @@ def test_sweep_with_repeats_on_the_emulator_gives_a_point_per_level_and_the_knee
     """4 sequences: throughput grows to 4 users and stays flat at 16, in every repeat."""
     f = tmp_path / "swr.toml"
     f.write_text(SWEEP_REPEAT)
-    p = locust_llm("run", str(f), "--out", str(tmp_path))
+    p = run_locust_llm("run", str(f), "--out", str(tmp_path))
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     doc = json.loads((tmp_path / "swr" / "summary.json").read_text())
     (curve,) = [c for c in doc["sweeps"] if c["axis"] == "users"]

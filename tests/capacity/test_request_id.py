@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.runs import records, run_locust
+
 CHUNKS = [
     {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
     {"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "length"}]},
@@ -51,38 +49,16 @@ def test_x_request_id_sent_and_recorded(tmp_path):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         rec = tmp_path / "r.jsonl"
-        p = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "locust",
-                "-f",
-                "locustfiles/chat.py",
-                "--headless",
-                "-u",
-                "2",
-                "-r",
-                "2",
-                "-t",
-                "2s",
-                "--host",
-                f"http://127.0.0.1:{srv.server_port}",
-                "--llm-model",
-                "m",
-                "--llm-records",
-                str(rec),
-                "--llm-backend",
-                "none",
-            ],  # fmt: skip
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
+        p = run_locust(
+            ["-f", "locustfiles/chat.py", "--headless", "-u", "2", "-r", "2", "-t", "2s",
+             "--host", f"http://127.0.0.1:{srv.server_port}", "--llm-model", "m",
+             "--llm-records", str(rec), "--llm-backend", "none"],
             timeout=60,
-        )
+        )  # fmt: skip
     finally:
         srv.shutdown()
-    records = [json.loads(x) for x in rec.read_text().splitlines()]
-    assert records, p.stderr[-2000:]
-    ids = [r["request_id"] for r in records]
+    recs = records(rec)
+    assert recs, p.stderr[-2000:]
+    ids = [r["request_id"] for r in recs]
     assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids) and len(set(ids)) == len(ids)
     assert set(ids) <= set(Handler.seen)  # every recorded id is the header the server got

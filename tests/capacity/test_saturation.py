@@ -3,17 +3,14 @@ emulator (open loop above and below its capacity)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from locust_llm.metrics.saturation import detect, mann_kendall_p, theil_sen_slope
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.runs import run_locust
+from tests.runs import summary as read_summary
 
 
 def rows(in_flight, ttft=None, t0=1000):
@@ -75,15 +72,14 @@ def _open_loop(tmp: Path, rate: float) -> dict:
     """rate.py against an emulator with 4 sequences of ~0.37 s: about 10 req/s capacity."""
     summary = tmp / f"s{rate:g}.json"
     cmd = [
-        sys.executable, "-m", "locust", "-f", "locustfiles/rate.py", "--headless",
+        "-f", "locustfiles/rate.py", "--headless",
         "-u", "150", "-r", "150", "-t", "22s", "--llm-rate", str(rate),
         "--llm-arrival", "poisson", "--llm-max-tokens", "16", "--llm-ignore-eos",
         "--llm-serve-args", "--max-num-seqs 4 --emu-ttft-ms 50 --emu-itl-ms 20",
         "--llm-summary", str(summary), "--stop-timeout", "0",
     ]  # fmt: skip
-    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert summary.is_file(), p.stderr[-3000:]
-    return json.loads(summary.read_text()), p.stderr
+    p = run_locust(cmd, timeout=120)
+    return read_summary(summary, p), p.stderr
 
 
 @pytest.mark.slow

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +12,7 @@ import pytest
 from locust_llm.scenarios.bisect import Bisection
 from locust_llm.scenarios.search import parse_search
 from locust_llm.scenarios.spec import ScenarioError
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.runs import run_locust_llm
 
 
 def drive(b: Bisection, capacity: float) -> list[float]:
@@ -103,13 +100,7 @@ run_time = "6s"
 def test_search_finds_the_emulator_knee(tmp_path):
     f = tmp_path / "knee.toml"
     f.write_text(KNEE_TOML)
-    p = subprocess.run(
-        [sys.executable, "-m", "locust_llm.cli", "search", str(f), "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    p = run_locust_llm("search", str(f), "--out", str(tmp_path), timeout=400)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     result = json.loads((tmp_path / "knee" / "search.json").read_text())
     best, fail = result["bracket"]

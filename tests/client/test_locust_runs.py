@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-LOCUST = [sys.executable, "-m", "locust"]
+from tests.runs import LOCUST, ROOT, alive, emulator, free_port, records, summary
+from tests.runs import run_locust as run
+
 EMU = "--emu-ttft-ms 20 --emu-itl-ms 5"
 COMMON = [
     "-f",
@@ -27,20 +26,6 @@ COMMON = [
 ]
 
 
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def run(args: list[str], timeout: float = 60, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        LOCUST + args, cwd=ROOT, capture_output=True, text=True, timeout=timeout, **kw
-    )
-
-
 def started_pids(stderr: str) -> list[int]:
     """Pids from the one line locust-llm logs when it starts the built-in emulator."""
     import re
@@ -48,14 +33,6 @@ def started_pids(stderr: str) -> list[int]:
     lines = [x for x in stderr.splitlines() if "started the built-in vLLM emulator" in x]
     assert len(lines) == 1, stderr[-2000:]
     return [int(p) for p in re.search(r"pid ([0-9,]+)", lines[0]).group(1).split(",")]
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def headless(tmp: Path, *extra: str, users: int = 4, t: str = "4s") -> subprocess.CompletedProcess:
@@ -81,11 +58,11 @@ def test_no_host_starts_emulator_and_stops_it(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     pids = started_pids(p.stderr)
     assert pids and not any(alive(pid) for pid in pids)  # stopped at quit
-    s = json.loads((tmp_path / "summary.json").read_text())
+    s = summary(tmp_path / "summary.json", p)
     assert s["completed"] > 10 and s["failed"] == 0
     assert s["total_output_tokens"] == 16 * s["completed"]  # ignore_eos: exactly max_tokens
     assert 19 <= s["median_ttft_ms"] <= 40 and 4.5 <= s["median_itl_ms"] <= 8
-    recs = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    recs = records(tmp_path / "r.jsonl")
     assert len(recs) == s["completed"] + s["aborted"] + s["failed"]
     assert all(r["id"].startswith("chatcmpl-") for r in recs if r["error"] is None)
     # the LLM rows are printed in Locust's own stats table, outside Aggregated
@@ -93,31 +70,12 @@ def test_no_host_starts_emulator_and_stops_it(tmp_path):
 
 
 def test_host_given_starts_nothing(tmp_path):
-    port = free_port()
-    emu = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "locust_llm.emulator",
-            "served-x",
-            "--port",
-            str(port),
-            *EMU.split(),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        assert b"serving" in emu.stdout.readline()
-        p = headless(tmp_path, "--host", f"http://127.0.0.1:{port}", t="3s")
+    with emulator(*EMU.split(), model="served-x") as url:
+        p = headless(tmp_path, "--host", url, t="3s")
         assert p.returncode == 0, p.stderr[-2000:]
         assert "started the built-in" not in p.stderr
-        s = json.loads((tmp_path / "summary.json").read_text())
+        s = summary(tmp_path / "summary.json", p)
         assert s["meta"]["model"] == "served-x"  # default model: first id of /v1/models
-    finally:
-        emu.kill()
-        emu.wait()
 
 
 def test_slo_failure_exits_3_and_pass_exits_0(tmp_path):
@@ -262,7 +220,7 @@ def test_short_outputs_are_reported_with_the_ignore_eos_remedy(tmp_path):
              "-r", "4", "-t", "3s", "--llm-summary", str(tmp_path / "s.json"),
              "--llm-serve-args", f"{EMU} --emu-eos-prob 0.2"])  # fmt: skip
     assert p.returncode == 0, p.stderr[-2000:]
-    s = json.loads((tmp_path / "s.json").read_text())
+    s = summary(tmp_path / "s.json", p)
     assert s["output_tokens_vs_requested"] < 0.5
     assert s["total_requested_output_tokens"] == 32 * s["completed"]
     assert "pass --llm-ignore-eos" in p.stderr

@@ -4,15 +4,13 @@ backs off instead of spinning."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
-from tests.client.test_locust_runs import ROOT, free_port, run
+from tests.runs import ROOT, free_port
+from tests.runs import emulator as start_emulator
+from tests.runs import run_locust as run
 
 HEADLESS = ["--headless", "-u", "4", "-r", "4", "-t", "3s", "--llm-max-tokens", "4"]
 
@@ -27,24 +25,8 @@ def _one_clear_line(out: subprocess.CompletedProcess, needle: str) -> None:
 
 @pytest.fixture()
 def emulator():
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "locust_llm.emulator", "served-model", "--host", "127.0.0.1",
-         "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url + "/health", timeout=1).read()
-            break
-        except OSError:
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    with start_emulator(model="served-model") as url:
+        yield url
 
 
 def test_dead_port_stops_before_users() -> None:
@@ -160,3 +142,49 @@ def test_a_bad_option_value_is_not_offered_the_skip_flag() -> None:
                "--llm-dataset", "/nonexistent.json", *HEADLESS])  # fmt: skip
     _one_clear_line(out, "/nonexistent.json")
     assert "--llm-skip-preflight" not in out.stderr
+
+
+@pytest.fixture()
+def no_models_server():
+    """A server whose ``/v1/models`` lists nothing (a gateway with no route configured)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class H(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            body = json.dumps({"object": "list", "data": []}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_POST = do_GET
+
+        def log_message(self, *a) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_no_models_listed_says_so_and_names_the_option_once(no_models_server) -> None:
+    """The pre-flight and the lookup in a run without it each say what is wrong and what to
+    do, naming ``--llm-model`` once per message."""
+    out = run(["-f", "locustfiles/chat.py", "-H", no_models_server, *HEADLESS])
+    _one_clear_line(out, "/v1/models lists no model: pass --llm-model")
+    (line,) = [x for x in out.stderr.splitlines() if "pre-flight failed" in x]
+    assert line.count("--llm-model") == 1, line
+    out = run(["-f", "locustfiles/chat.py", "-H", no_models_server, "--llm-skip-preflight",
+               *HEADLESS, "-t", "1s"])  # fmt: skip
+    lines = [x for x in (out.stdout + out.stderr).splitlines() if "lists no models" in x]
+    assert lines, out.stderr[-2000:]
+    assert all(x.count("--llm-model") == 1 for x in lines), lines
+    assert "(or pass --llm-model to skip the lookup)" in lines[0]

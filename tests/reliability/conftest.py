@@ -10,46 +10,23 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-LOCUST = [sys.executable, "-m", "locust"]
-EMULATOR = [sys.executable, "-m", "locust_llm.emulator"]
+from tests.runs import EMULATOR, LOCUST, ROOT, alive, free_port, records, run_locust
+from tests.runs import emulator as start_emulator
+
 FAST_EMU = "--emu-ttft-ms 5 --emu-itl-ms 2 --emu-eos-prob 0"
 CHAT = ["-f", "locustfiles/chat.py", "--headless", "--llm-max-tokens", "16", "--llm-ignore-eos"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run_locust(
-    args: list[str], timeout: float = 60, env: dict | None = None
-) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        LOCUST + args, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=full_env
-    )
-
-
-def alive(pid: int) -> bool:
-    """Exists and is not a zombie (a zombie holds no port, GPU or file)."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+__all__ = ["ROOT", "LOCUST", "EMULATOR", "alive", "free_port", "records", "run_locust"]
 
 
 def descendants(pid: int) -> list[int]:
@@ -173,25 +150,8 @@ def locust_bg(tmp_path) -> Iterator:
 @pytest.fixture
 def emulator() -> Iterator:
     """emulator(*args) -> base URL of a fresh emulator subprocess on a free port."""
-    procs: list[subprocess.Popen] = []
-
-    def start(*args: str) -> str:
-        p = subprocess.Popen(
-            [*EMULATOR, "m", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        procs.append(p)
-        line = p.stdout.readline()
-        m = re.search(r"http://127\.0\.0\.1:\d+", line)
-        assert m, f"emulator did not start: {line!r}"
-        return m.group(0)
-
-    yield start
-    for p in procs:
-        p.kill()
-        p.wait()
+    with ExitStack() as stack:
+        yield lambda *args: stack.enter_context(start_emulator(*args))
 
 
 # ---- a server that is not vLLM: each request gets the next canned answer -----------------
@@ -266,10 +226,3 @@ def bad_server() -> Iterator[BadServer]:
     s = BadServer()
     yield s
     s.close()
-
-
-def records(path: Path) -> list[dict]:
-    """Every line of a records file parsed; fails on a torn or invalid line."""
-    data = path.read_bytes()
-    assert data == b"" or data.endswith(b"\n"), "records file ends with a torn line"
-    return [json.loads(line) for line in data.splitlines()]

@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from locust_llm.backends.topology import read_cpu_topology
-from locust_llm.scenarios.cli import apply_overrides, main
+from locust_llm.scenarios.cli import main
+from locust_llm.scenarios.command import apply_overrides
 from locust_llm.scenarios.runner import make_plan_for
 from locust_llm.scenarios.spec import load_file
 
@@ -43,3 +44,16 @@ def test_validate_accepts_cpu_backend_and_model(capsys):
                "--validate"])  # fmt: skip
     out = capsys.readouterr().out
     assert rc == 0 and out.count("backend=cpu") == 2 and "30s" in out
+
+
+def test_run_and_search_take_the_shared_arguments_alike():
+    """The arguments both subcommands take parse to the same values in each."""
+    from locust_llm.scenarios import cli, search
+
+    argv = ["f.toml", "--backend", "emulator", "--run-time", "7s", "--run-id", "r"]
+    argv += ["--out", "o", "--fresh", "--no-report"]
+    run, srch = vars(cli.parser().parse_args(argv)), vars(search.parser().parse_args(argv))
+    shared = {"file", "backend", "run_time", "run_id", "out", "fresh", "no_report"}
+    assert {k: run[k] for k in shared} == {k: srch[k] for k in shared}
+    assert run["out"] == Path("o") and run["file"] == Path("f.toml") and run["fresh"] is True
+    assert set(srch) == shared  # search adds nothing of its own

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from locust_llm.scenarios import main
+from tests.runs import alive
 
 from ..report.browser import check_report_in_browser
 
@@ -30,17 +30,6 @@ def toml(tmp_path: Path, body: str, name: str = "sweep.toml") -> Path:
         "max_tokens = 16\nprompt_tokens = 32\n" + body
     )
     return p
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie of ours is dead for this purpose
-        return "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except OSError:
-        return False
 
 
 @pytest.mark.browser

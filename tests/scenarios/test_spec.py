@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from locust_llm.scenarios import ScenarioError, load_file, parse_duration
-from locust_llm.scenarios.cli import apply_overrides, main
+from locust_llm.scenarios.cli import main
+from locust_llm.scenarios.command import apply_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "scenarios").glob("*.toml"))

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-LOCUST = [sys.executable, "-m", "locust"]
+from tests.runs import LOCUST, ROOT, records, run_locust
+
+__all__ = ["LOCUST", "ROOT", "failures", "locust", "records", "vllm_python"]
 
 
 def locust(args: list[str], timeout: float = 120, env: dict | None = None, **kw):
-    return subprocess.run(
-        LOCUST + args,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        **kw,
-    )
-
-
-def records(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    return run_locust(args, timeout=timeout, env=env, **kw)
 
 
 def failures(prefix: Path) -> list[dict]:

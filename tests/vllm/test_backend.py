@@ -8,16 +8,10 @@ from __future__ import annotations
 import json
 import re
 
+from tests.runs import alive
+
 from .conftest import MODEL_DIR, require_vllm
 from .helpers import locust
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_llm_backend_cpu_end_to_end(tmp_path):

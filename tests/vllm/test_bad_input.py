@@ -13,16 +13,9 @@ import pytest
 
 from locust_llm.backends import BackendError, Stack
 from locust_llm.backends import stack as stack_mod
+from tests.runs import alive
 
 from .conftest import SERVE_ARGS, cpu_plan, require_vllm
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def group_alive(pgid: int) -> bool:

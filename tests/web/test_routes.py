@@ -170,7 +170,9 @@ def test_live_views_never_serve_credentials_of_the_host(env) -> None:
     env.host = "http://user:s3cret@127.0.0.1:1"
     env._llm_web.invalidate()
     cl = env.web_ui.app.test_client()
-    for path in ("/llm/summary", "/llm/live", "/llm/summary.json"):
+    paths = ("/llm/", "/llm/summary", "/llm/live", "/llm/summary.json", "/llm/slo",
+             "/llm/server", "/llm/intervals", "/llm/intervals.csv", "/llm/metrics")  # fmt: skip
+    for path in paths:
         body = cl.get(path).get_data(as_text=True)
         assert "s3cret" not in body, path
     assert cl.get("/llm/summary").get_json()["meta"]["host"] == "http://127.0.0.1:1"

@@ -1,0 +1,150 @@
+"""The live view's fold: at every poll the same numbers as folding every window afresh (the
+end-of-run summary), while a poll folds only the seconds that are new or still open."""
+
+from __future__ import annotations
+
+import random
+
+import msgpack
+import orjson
+import pytest
+
+from locust_llm.metrics import rollup as fold_mod
+from locust_llm.metrics.collector import Collector
+from locust_llm.metrics.record import LLMResult
+from locust_llm.metrics.rollup import SEAL_S, LiveFold
+from locust_llm.metrics.summary import summarize
+
+T0 = 1_763_790_000.25
+
+
+def _result(rng: random.Random, t_start: float, long: bool = False) -> LLMResult:
+    chunks = rng.choice([1, 2, rng.randint(3, 40)])
+    ttft = rng.lognormvariate(4.0, 0.5) + (30_000.0 if long else 0.0)
+    itl = [rng.uniform(5.0, 40.0) for _ in range(chunks - 1)]
+    e2e = ttft + sum(itl)
+    r = LLMResult(name="x", model="m", t_start=t_start, ttft=ttft, ttft_content=ttft, itl=itl,
+                  e2e=e2e, stream_closed=e2e, prompt_tokens=rng.randint(1, 300),
+                  output_tokens=chunks + rng.randint(0, 3), token_chunks=chunks,
+                  finish_reason="length", status=200, queue_time=rng.uniform(0, 2))  # fmt: skip
+    if rng.random() < 0.05:
+        r.error, r.status, r.e2e, r.ttft, r.itl = "HTTP 503: queue full", 503, None, None, []
+        r.ttft_content, r.token_chunks, r.output_tokens = None, 0, 0
+    return r
+
+
+def _summary(c: Collector, fold=None) -> bytes:
+    s = summarize(c, include_intervals=False, include_histograms=False, fold=fold)
+    return orjson.dumps(s, option=orjson.OPT_SORT_KEYS)
+
+
+def _second(c: Collector, rng: random.Random, sec: int, rps: int = 6) -> None:
+    for i in range(rps):
+        t = T0 + sec + i / rps
+        c.request_started(t)
+        r = _result(rng, t)
+        c.add(r)
+        c.request_finished(t + (r.e2e or 0.0) / 1000.0)
+
+
+def _polled_run(c: Collector, seconds: int, poll_every: int, seed: int, late=None):
+    """Feed ``seconds`` of requests; poll the live fold every ``poll_every`` s, and check
+    it against a full fold each time; ``late(sec, c, rng)`` may add out-of-order data."""
+    rng = random.Random(seed)
+    live = LiveFold(c)
+    for sec in range(seconds):
+        _second(c, rng, sec)
+        if late is not None:
+            late(sec, c, rng)
+        if sec % poll_every == 0:
+            assert _summary(c, live.view()) == _summary(c), f"differs at second {sec}"
+            assert live.view().chart_rows() == c.rows(), f"rows differ at second {sec}"
+    assert _summary(c, live.view()) == _summary(c)
+    return live
+
+
+def test_every_poll_equals_the_end_of_run_fold_and_folds_only_new_seconds(monkeypatch):
+    c = Collector(full_resolution_s=45)  # compaction happens during the run
+    folded: list[int] = []
+    real_add = fold_mod.Fold.add
+    monkeypatch.setattr(fold_mod.Fold, "add", lambda self, w, sec=None: (
+        folded.append(1), real_add(self, w, sec))[1])  # fmt: skip
+    rng = random.Random(1)
+    live = LiveFold(c)
+    per_poll = []
+    for sec in range(300):
+        _second(c, rng, sec)
+        if sec % 5 == 0:
+            folded.clear()
+            v = live.view()
+            per_poll.append(len(folded))
+            assert _summary(c, v) == _summary(c), f"differs at second {sec}"
+            assert v.chart_rows() == c.rows()
+    assert live.refolds == 1  # folded from scratch once, on the first poll
+    # each poll folds the seconds still open and those sealed since the last poll, never
+    # the history: bounded whatever the run's length
+    assert max(per_poll[1:]) <= SEAL_S + 5 + 1
+    assert summarize(c)["completed"] > 1500
+
+
+@pytest.mark.parametrize("where", ["sealed", "compacted"])
+def test_late_data_for_a_folded_second_is_noticed(where):
+    """A request filed under a second folded long ago (a worker reporting late): the live
+    view notices and folds again; the numbers stay those of a full fold."""
+    back = SEAL_S + 5 if where == "sealed" else 120
+
+    def late(sec, c, rng):
+        if sec in (150, 200):
+            r = _result(rng, T0 + sec - back)
+            r.e2e, r.itl = 1.0, []
+            c.add(r)
+
+    live = _polled_run(Collector(full_resolution_s=60), 260, 4, seed=2, late=late)
+    assert live.refolds >= 2
+
+
+def test_an_earlier_first_success_moving_every_bucket_is_noticed():
+    def late(sec, c, rng):
+        if sec == 80:  # a request that started before everything else finishes now
+            r = _result(rng, T0 - 70.0, long=True)
+            r.error = None
+            r.e2e = (sec + 70.0) * 1000.0
+            c.add(r)
+
+    live = _polled_run(Collector(), 120, 3, seed=3, late=late)
+    assert live.refolds == 2
+
+
+@pytest.mark.parametrize("caps", [{"exact_cap": 300}, {"event_cap": 2000}])
+def test_samples_and_events_dropped_past_their_caps_mid_run(caps):
+    c = Collector(**caps)
+    _polled_run(c, 150, 3, seed=4)
+    assert c.sketch_only or not c.exact_events
+
+
+def test_master_merging_worker_reports():
+    rng = random.Random(5)
+    workers = [Collector(), Collector()]
+    master = Collector()
+    live = LiveFold(master)
+    for sec in range(120):
+        for i in range(6):
+            t = T0 + sec + i / 6
+            workers[i % 2].add(_result(rng, t))
+        if sec % 3 == 0:
+            for w in workers:
+                delta = msgpack.unpackb(msgpack.packb(w.take_delta(), use_bin_type=True))
+                master.merge_delta(delta)
+            assert _summary(master, live.view()) == _summary(master)
+
+
+def test_a_reset_starts_the_live_view_afresh():
+    c = Collector()
+    live = _polled_run(c, 60, 3, seed=6)
+    c.reset()
+    assert _summary(c, live.view()) == _summary(c)
+    assert summarize(c, fold=live.view())["completed"] == 0
+    rng = random.Random(7)
+    for sec in range(100, 140):
+        _second(c, rng, sec)
+        assert _summary(c, live.view()) == _summary(c)
