@@ -75,6 +75,10 @@ class LLMRuntime:
         self.spawned_at: float | None = None  # epoch: load fully spawned (saturation window)
         self.stopped_at: float | None = None  # epoch: users told to stop (drain left out)
         self.live_saturation: Any = None  # locust_llm.metrics.live_saturation.LiveSaturation
+        # a locustfile's own additions (trace replay): fn(environment, summary) run on the
+        # full summary before the SLOs are judged, and load fields replacing the options'
+        self.summary_hooks: list[Any] = []
+        self.load_override: dict[str, Any] = {}
 
     def configure(self) -> None:
         """(Re)read the ``--llm-*`` options: at init, and on workers again at test start,
@@ -246,6 +250,8 @@ class LLMRuntime:
                 }
                 for p in phases
             ]
+        for hook in self.summary_hooks:
+            hook(self.environment, s)
         s["slo"] = evaluate(self.slos, s)
         s["saturation"] = self.saturation(s.get("intervals") or [])
         if self.gpu_sampler is not None:
@@ -283,7 +289,7 @@ class LLMRuntime:
         env = self.environment
         opts = env.parsed_options
         users = self.peak_users or int(getattr(opts, "num_users", None) or 1)
-        return describe_load(
+        out = describe_load(
             opts,
             open_loop=bool(getattr(env, "llm_open_loop", False)),
             users=users,
@@ -291,6 +297,8 @@ class LLMRuntime:
             model=self.model,
             started_at=started_at,
         )
+        out.update(self.load_override)
+        return out
 
     def cpu_seconds(self) -> float:
         """CPU used by the load generator since the test started: this process's, or on a
