@@ -15,6 +15,7 @@ master, which stops the run once every worker has; headless runs then quit, as `
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any
@@ -29,6 +30,7 @@ from locust_llm.metrics.record import LLMResult
 from locust_llm.options import LLMOptions
 from locust_llm.users import OpenAIChatUser
 from locust_llm.workload import locust_options as wo
+from locust_llm.workload.trace import FORMATS as TRACE_FORMATS
 from locust_llm.workload.trace import (
     MOONCAKE_BLOCK_TOKENS,
     TraceError,
@@ -93,6 +95,11 @@ def check_trace_options(parsed: Any) -> None:
     o = LLMOptions.of(parsed)
     if not o.trace:
         raise PreflightError("trace.py needs --llm-trace FILE (the trace to replay)")
+    if o.trace_format != "auto" and o.trace_format not in TRACE_FORMATS:
+        raise PreflightError(
+            f"--llm-trace-format {o.trace_format!r} is unknown; expected auto, "
+            f"{', '.join(TRACE_FORMATS)}"
+        )
     if not o.trace_speed > 0:
         raise PreflightError(f"--llm-trace-speed must be > 0, got {o.trace_speed:g}")
     if not o.trace_max_lag >= 0:
@@ -254,6 +261,8 @@ class TraceUser(OpenAIChatUser):
         try:
             o = rp.options
             p = record_prompt(due.record, seed=o.seed, block_tokens=rp.block_tokens)
+            with contextlib.suppress(RuntimeError):  # a failed lookup fails the send below
+                _ = self.model  # a worker's first lookup of /v1/models: before, not in, the lag
             scheduled = rp.start + due.at
             delay = scheduled - time.time()
             if delay > 0:

@@ -228,15 +228,15 @@ def detect_format(path: str) -> str:
     if os.path.splitext(path)[1].lower() == ".csv":
         return "azure"
     with open(path, encoding="utf-8") as f:
-        for raw in f:
+        for lineno, raw in enumerate(f, 1):
             s = raw.strip()
             if not s:
                 continue
             if s.startswith("{"):
                 try:
                     obj = json.loads(s)
-                except json.JSONDecodeError:
-                    break
+                except json.JSONDecodeError as e:
+                    raise TraceError(path, f"not valid JSON ({e.msg})", lineno) from None
                 if isinstance(obj, dict) and "input_length" in obj:
                     return "mooncake"
                 return "jsonl"
