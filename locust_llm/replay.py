@@ -49,6 +49,7 @@ DONE_MESSAGE = "llm_trace_done"
 
 _TRACES: dict[tuple[str, str], tuple[str, list[TraceRecord]]] = {}
 _STATE: dict[str, Any] = {}
+_DONE: dict[str, int] = {}  # master: worker id -> records it sent, once it has sent its share
 _REGISTERED = False
 
 
@@ -153,22 +154,18 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         }
     runner, env = environment.runner, environment
     if isinstance(runner, MasterRunner):
-        done: set[str] = set()
-        sent = [0]
 
         def on_done(environment: Any = None, msg: Any = None, **_k: Any) -> None:
-            done.add(msg.node_id)
-            sent[0] += int(msg.data.get("sent", 0))
-            if len(done) >= runner.worker_count:
-                done.clear()
-                _end_run(env, sent[0])
-                sent[0] = 0
+            _DONE[msg.node_id] = int(msg.data.get("sent", 0))
+            if len(_DONE) >= runner.worker_count:
+                _end_run(env, sum(_DONE.values()))
 
         runner.register_message(DONE_MESSAGE, on_done)
 
 
 def _on_test_start(environment: Any, **_kw: Any) -> None:
     runner = environment.runner
+    _DONE.clear()
     if isinstance(runner, MasterRunner):
         users = getattr(environment.parsed_options, "num_users", None) or 0
         if 0 < users < runner.worker_count:
