@@ -257,7 +257,7 @@ class TraceUser(OpenAIChatUser):
         sent = False
         try:
             o = rp.options
-            p = record_prompt(due.record, seed=o.seed, block_tokens=rp.block_tokens)
+            p = record_prompt(due.record, o.seed, rp.block_tokens, due.loop)
             with contextlib.suppress(RuntimeError):  # a failed lookup fails the send below
                 _ = self.model  # a worker's first lookup of /v1/models: before, not in, the lag
             scheduled = rp.start + due.at

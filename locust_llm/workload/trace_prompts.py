@@ -31,8 +31,8 @@ def block_text(block_id: int, seed: int = 0, tokens: int = MOONCAKE_BLOCK_TOKENS
     return "".join(w + " " for w in random_words(rng, tokens))
 
 
-def _tail(record: TraceRecord, n: int, seed: int) -> str:
-    rng = random.Random(f"trace-tail:{seed}:{record.line}:{record.time!r}")
+def _tail(record: TraceRecord, n: int, seed: int, loop: int) -> str:
+    rng = random.Random(f"trace-tail:{seed}:{record.line}:{record.time!r}:{loop}")
     return "".join(w + " " for w in random_words(rng, n))
 
 
@@ -45,14 +45,16 @@ def scaled_length(n: int, block_tokens: int = MOONCAKE_BLOCK_TOKENS) -> int:
 
 
 def record_prompt(
-    record: TraceRecord, seed: int = 0, block_tokens: int = MOONCAKE_BLOCK_TOKENS
+    record: TraceRecord, seed: int = 0, block_tokens: int = MOONCAKE_BLOCK_TOKENS, loop: int = 0
 ) -> Prompt:
     """The request a record asks for; ``prompt_tokens`` is the record's input length.
 
     Records with content (generic JSONL) send it as given. Length-only records (Azure,
     Mooncake) get word text: their listed blocks, then unique words up to ``input_length``.
     ``block_tokens`` below 512 shrinks the blocks and the input length in proportion (a
-    small model's context), keeping which requests share which prefix blocks.
+    small model's context), keeping which requests share which prefix blocks. ``loop``:
+    the pass over a looped trace; listed blocks are the same text in every pass (the trace
+    says they are the same blocks), the unlisted tail is new in each.
     """
     extra = {"trace_line": record.line, "scheduled": record.time}
     if record.messages is not None:
@@ -71,7 +73,7 @@ def record_prompt(
         parts.append(text if take == block_tokens else text[: 4 * take])
         used += take
     if used < n:
-        parts.append(_tail(record, n - used, seed))
+        parts.append(_tail(record, n - used, seed, loop))
     text = "".join(parts)[:-1]  # the last word's trailing space: 4n - 1 chars = n tokens
     return Prompt.from_text(
         text, prompt_tokens=n, max_tokens=record.output_length, source="trace", extra=extra

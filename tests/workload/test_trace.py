@@ -159,3 +159,13 @@ def test_replay_fields_read_the_summary_lags_and_dispatch_span():
     assert not ok["late"] and ok["warning"] is None
     none = replay_fields({"count_schedule_lag": 0}, records=3, requested_rate=1.0, max_lag_ms=50)
     assert none["sent"] == 0 and none["achieved_rate"] is None and not none["late"]
+
+
+def test_a_looped_record_repeats_its_blocks_not_its_tail(tmp_path):
+    first = load_trace(_jsonl(tmp_path, MOONCAKE))[0]  # 1100 tokens inside its 3 blocks
+    assert record_prompt(first, loop=0).text == record_prompt(first, loop=1).text
+    # blocks 1, 2 (1024 tokens), then a 76-token tail no block id covers
+    tail = load_trace(_jsonl(tmp_path, [{**MOONCAKE[2], "input_length": 1100}]))[0]
+    a, b = record_prompt(tail, loop=0), record_prompt(tail, loop=1)
+    assert a.text[:4096] == b.text[:4096] and a.text[4096:] != b.text[4096:]
+    assert a.prompt_tokens == b.prompt_tokens == 1100
