@@ -1,9 +1,11 @@
 """Trace replay, the Locust glue: ``locustfiles/trace.py`` sends a trace's records at their times.
 
 Open loop, as ``rate.py``: Locust users are slots. A free slot takes this process's next
-record (``TraceSchedule``, its share ``index``/``count`` of the one global sequence, over the
-start time the master shares with the ``llm_rate_split`` message), sleeps until it is due
-and sends it. When every slot is busy the next record waits and goes out late, at once,
+record (``TraceSchedule``, its share ``index``/``count`` of the one global sequence, from the
+``llm_rate_split`` message), sleeps until it is due and sends it. The trace's time 0 is once
+every user is spawned (a ramp is not part of the trace, and a worker still spawning would
+send its first records late): the local runner's ``spawning_complete``, or a start time the
+master sends every worker (``llm_trace_start``) when its own fires. When every slot is busy the next record waits and goes out late, at once,
 never skipped; ``schedule_lag`` (sent - scheduled, ms) says by how much, on the request's
 record and as a merged metric.
 
@@ -21,6 +23,7 @@ import time
 from typing import Any
 
 import gevent
+import gevent.event
 from locust import constant, events, task
 from locust.exception import StopUser
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
@@ -46,10 +49,13 @@ __all__ = ["TraceUser", "register"]
 log = logging.getLogger("locust_llm")
 
 DONE_MESSAGE = "llm_trace_done"
+START_MESSAGE = "llm_trace_start"
+START_AHEAD_S = 0.25  # master -> workers: the shared start, far enough ahead to arrive first
 
 _TRACES: dict[tuple[str, str], tuple[str, list[TraceRecord]]] = {}
 _STATE: dict[str, Any] = {}
 _DONE: dict[str, int] = {}  # master: worker id -> records it sent, once it has sent its share
+_START: dict[str, Any] = {"at": None, "set": gevent.event.Event()}  # this test's time 0 (epoch)
 _REGISTERED = False
 
 
@@ -153,6 +159,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
             "max_tokens": None,  # the trace's own lengths
         }
     runner, env = environment.runner, environment
+    env.events.spawning_complete.add_listener(lambda **_k: _on_spawning_complete(env))
     if isinstance(runner, MasterRunner):
 
         def on_done(environment: Any = None, msg: Any = None, **_k: Any) -> None:
@@ -161,11 +168,37 @@ def _on_init(environment: Any, **_kw: Any) -> None:
                 _end_run(env, sum(_DONE.values()))
 
         runner.register_message(DONE_MESSAGE, on_done)
+    elif isinstance(runner, WorkerRunner):
+
+        def on_start(environment: Any = None, msg: Any = None, **_k: Any) -> None:
+            _set_start(float(msg.data["start"]))
+
+        runner.register_message(START_MESSAGE, on_start)
+
+
+def _set_start(at: float) -> None:
+    if _START["at"] is None:
+        _START["at"] = at
+        _START["set"].set()
+
+
+def _on_spawning_complete(environment: Any) -> None:
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner) or _START["at"] is not None:
+        return  # a worker waits for the master's start; later spawns (the web UI) keep it
+    if isinstance(runner, MasterRunner):
+        at = time.time() + START_AHEAD_S
+        for cid in list(runner.clients):
+            runner.send_message(START_MESSAGE, {"start": at}, client_id=cid)
+        _set_start(at)
+    else:
+        _set_start(time.time())
 
 
 def _on_test_start(environment: Any, **_kw: Any) -> None:
     runner = environment.runner
     _DONE.clear()
+    _START.update(at=None, set=gevent.event.Event())
     if isinstance(runner, MasterRunner):
         users = getattr(environment.parsed_options, "num_users", None) or 0
         if 0 < users < runner.worker_count:
@@ -195,8 +228,8 @@ class _Replay:
     def __init__(self, environment: Any) -> None:
         self.environment = environment
         self.options = o = LLMOptions.of(environment.parsed_options)
-        index, count, start = wo.split_info()
-        self.start = start if start is not None else time.time()
+        index, count, _ = wo.split_info()
+        self.start: float = _START["at"]
         self.dues = iter(_schedule(o, index, count))
         fmt, records = _load(o)
         self.rows = len(records)
@@ -235,7 +268,9 @@ class _Replay:
 
 
 def _replay(environment: Any) -> _Replay:
-    """Built on first use: on a worker, after the master's split message has arrived."""
+    """Built on first use, once every user is spawned (the trace's time 0 is known; on a
+    worker the master's split message has arrived long before)."""
+    _START["set"].wait()
     if "replay" not in _STATE:
         _STATE["replay"] = _Replay(environment)
     return _STATE["replay"]
