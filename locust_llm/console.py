@@ -31,6 +31,14 @@ def format_summary(s: dict[str, Any]) -> list[str]:
         row("Maximum request concurrency:", load["max_concurrency"], "{:<10}")
     if isinstance(load.get("request_rate"), (int, float)):
         row("Request rate configured (RPS):", load["request_rate"])
+    trace = s.get("trace")
+    if trace:
+        row("Trace requests sent:", trace["sent"], "{:<10}")
+        row("Trace records (one pass):", trace["records"], "{:<10}")
+        row("Trace rate requested (req/s):", trace["requested_rate"])
+        row("Trace rate achieved (req/s):", trace["achieved_rate"])
+        row("Schedule lag P50 (ms):", s.get("p50_schedule_lag_ms"))
+        row("Schedule lag P99 (ms):", s.get("p99_schedule_lag_ms"))
     row("Benchmark duration (s):", s["duration"])
     row("Total input tokens:", s["total_input_tokens"], "{:<10}")
     row("Total generated tokens:", s["total_output_tokens"], "{:<10}")

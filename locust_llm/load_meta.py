@@ -57,6 +57,8 @@ def _process(load: dict[str, Any]) -> str:
     arrival = load["arrival"]
     if arrival == "closed-loop":
         return "closed loop: each user sends when its previous request ended"
+    if arrival == "trace":
+        return "recorded trace times"
     if arrival == "constant":
         return "constant intervals"
     if arrival == "poisson" or load["burstiness"] == 1.0:

@@ -16,6 +16,9 @@ from typing import Any
 from locust_llm.backends.names import DEFAULT_LB, LB_METHODS, LOCUST_BACKENDS
 from locust_llm.workload.arrivals import PROCESSES
 from locust_llm.workload.distributions import SpecError, parse_length, parse_seconds
+from locust_llm.workload.trace import FORMATS as TRACE_FORMATS
+from locust_llm.workload.trace import MOONCAKE_BLOCK_TOKENS
+from locust_llm.workload.trace_schedule import DEFAULT_LAG_P99_S
 
 __all__ = ["LLMOptions", "Verbatim", "add_arguments", "TIMESTAMP_MODES"]
 
@@ -80,6 +83,13 @@ class LLMOptions:
     sweep_warmup: float = 0.0
     # pooling (locustfiles/embeddings.py, rerank.py)
     batch_size: int = 8
+    # trace replay (locustfiles/trace.py)
+    trace: str | None = None
+    trace_format: str = "auto"
+    trace_speed: float = 1.0
+    trace_loop: bool = False
+    trace_block_tokens: int = MOONCAKE_BLOCK_TOKENS
+    trace_max_lag: float = DEFAULT_LAG_P99_S * 1000.0  # ms
 
     @classmethod
     def of(cls, parsed: Any) -> LLMOptions:
@@ -282,6 +292,7 @@ def add_arguments(parser: Any) -> None:
         help=f"Side of each square image in pixels (a distribution; default {d.image_size})",
     )
     _add_workload_arguments(a, web)
+    _add_trace_arguments(a)
 
 
 def _add_workload_arguments(a: Any, web: dict[str, Any]) -> None:
@@ -333,4 +344,39 @@ def _add_workload_arguments(a: Any, web: dict[str, Any]) -> None:
         **web,
         help=f"Embeddings: inputs per request; rerank: documents per query "
         f"(embeddings.py, rerank.py; default {LLMOptions.batch_size})",
+    )
+
+
+def _add_trace_arguments(a: Any) -> None:
+    """Trace replay (``locustfiles/trace.py``). The format and the file are checked by the
+    pre-flight, so a bad value stops the run with the file, line and field."""
+    d = LLMOptions()
+    a("--llm-trace", help="Trace replay: the trace file (Mooncake JSONL, Azure CSV or JSONL)")
+    a(
+        "--llm-trace-format",
+        help=f"Trace format: auto (from the extension, then the first record) | "
+        f"{' | '.join(TRACE_FORMATS)}",
+    )
+    a(
+        "--llm-trace-speed",
+        type=float,
+        help="Trace replay speed factor: 2 sends the trace twice as fast (default 1)",
+    )
+    a(
+        "--llm-trace-loop",
+        action="store_true",
+        help="Start the trace again after its last record (bound the run with -t)",
+    )
+    a(
+        "--llm-trace-block-tokens",
+        type=_positive_int,
+        help=f"Tokens per Mooncake hash_ids block (the trace's: {d.trace_block_tokens}); "
+        "smaller scales each input_length by this/512, keeping the shared blocks: for "
+        "models with a short context",
+    )
+    a(
+        "--llm-trace-max-lag",
+        type=float,
+        help=f"p99 schedule lag (ms, sent - scheduled) above which the replay is flagged as "
+        f"not the trace's load (default {d.trace_max_lag:g})",
     )

@@ -45,6 +45,8 @@ def write_summary(environment: Any, rt: LLMRuntime) -> dict[str, Any]:
         log.warning(
             "locust-llm: SATURATED %.0fs into the measured load: %s", sat["at_s"], sat["reason"]
         )
+    if (s.get("trace") or {}).get("late"):
+        log.warning("locust-llm: %s", s["trace"]["warning"])
     ratio = s.get("output_tokens_vs_requested")
     if ratio is not None and ratio < SHORT_OUTPUT_RATIO:
         log.warning(

@@ -79,6 +79,10 @@ class LLMRuntime:
         self.stopped_at: float | None = None  # epoch: users told to stop (drain left out)
         self.live_saturation: Any = None  # locust_llm.metrics.live_saturation.LiveSaturation
         self.collector.groups.on_window = self._group_window
+        # a locustfile's own additions (trace replay): fn(environment, summary) run on the
+        # full summary before the SLOs are judged, and load fields replacing the options'
+        self.summary_hooks: list[Any] = []
+        self.load_override: dict[str, Any] = {}
 
     def _is_worker(self) -> bool:
         from locust.runners import WorkerRunner
@@ -282,6 +286,8 @@ class LLMRuntime:
                 }
                 for p in phases
             ]
+        for hook in self.summary_hooks:
+            hook(self.environment, s)
         s["slo"] = evaluate(self.slos, s)
         server = self.server_prefix_cache()
         if server:
@@ -322,7 +328,7 @@ class LLMRuntime:
         env = self.environment
         opts = env.parsed_options
         users = self.peak_users or int(getattr(opts, "num_users", None) or 1)
-        return describe_load(
+        out = describe_load(
             opts,
             open_loop=bool(getattr(env, "llm_open_loop", False)),
             users=users,
@@ -330,6 +336,8 @@ class LLMRuntime:
             model=self.model,
             started_at=started_at,
         )
+        out.update(self.load_override)
+        return out
 
     def cpu_seconds(self) -> float:
         """CPU used by the load generator since the test started: this process's, or on a

@@ -99,6 +99,11 @@ class LLMUser(FastHttpUser):
         """The model to ask for: ``--llm-model``, else the server's first ``/v1/models`` id."""
         return self.llm.resolve_model(self.host)
 
+    def annotate(self, res: LLMResult) -> None:
+        """Called once the send time (``res.t_start``) is known, before the request goes
+        out: a subclass adds its own fields to the result (trace replay: the schedule lag),
+        so they are in the record and the metrics like every other field."""
+
     def stream_request(
         self,
         path: str,
@@ -133,6 +138,7 @@ class LLMUser(FastHttpUser):
             headers["Authorization"] = auth
         data = orjson.dumps(body)
         res.t_start = time.time()
+        self.annotate(res)
         res.warmup = llm.in_warmup(res.t_start)
         llm.collector.request_started(res.t_start)
         t0 = _perf()

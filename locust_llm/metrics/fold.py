@@ -22,9 +22,7 @@ def fold(
     exact event times (a group's window: one per group for the whole run, so per-millisecond
     slots would grow with the run; the run's peaks come from the run's own windows)."""
     sk = w.sketches
-    sk["queue_time"].add(r.queue_time)  # zeros too: the share that did not wait matters
-    if r.t_start < w.first_start:
-        w.first_start = r.t_start
+    w.note_send(r.t_start, r.queue_time, r.schedule_lag)
     end = r.t_start + ((r.e2e if r.e2e is not None else r.stream_closed) or 0.0) / 1000.0
     if end > w.last_end:
         w.last_end = end

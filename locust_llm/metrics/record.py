@@ -56,6 +56,9 @@ _RECORD_FIELDS = (
     "read_lateness_max",
     "send_lateness",
     "items",
+    "schedule_lag",
+    "trace_index",
+    "trace_loop",
 )
 
 
@@ -123,6 +126,11 @@ class LLMResult:
     # kernel stamp, i.e. how far behind the network the client was (not in records)
     read_lateness: list[float] | None = None
     send_lateness: float | None = None  # ms from t0 to the request's sendall
+    # trace replay: ms from the record's scheduled send to t_start (late sends go at once,
+    # so this is how far the load fell behind the trace), its row and pass over the trace
+    schedule_lag: float | None = None
+    trace_index: int | None = None
+    trace_loop: int | None = None
 
     itl_exact: list[float] | None = None  # kernel mode: the gaps kept for percentiles
     # pooling requests only (embeddings, rerank): inputs or documents sent; None for streams.

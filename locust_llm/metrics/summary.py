@@ -178,6 +178,7 @@ def summarize(
     out["error_examples"] = {k: w.error_examples[k] for k in out["errors"] if k in w.error_examples}
     out["started_at"] = w.first_start if w.first_start != math.inf else None
     out["ended_at"] = w.last_end if w.last_end != -math.inf else None
+    out["last_started_at"] = w.last_start if w.last_start != -math.inf else None
     if include_intervals:
         out["intervals"] = f.chart_rows()
     if include_groups:

@@ -43,6 +43,8 @@ LATENCY_METRICS = (
     "send_lateness",
     # requests the client cancelled (--llm-cancel-*): their TTFT, never in vLLM's fields
     "ttft_cancelled",
+    # trace replay: sent - scheduled, every request sent (failures too)
+    "schedule_lag",
 )
 
 # every sketch a window holds: the generation metrics above, and the latency of pooling
@@ -124,6 +126,7 @@ class Window:
         "spans",
         "sketches",
         "first_start",
+        "last_start",
         "first_ok",
         "last_end",
         "errors",
@@ -136,6 +139,7 @@ class Window:
     ) -> None:
         self.sketches = {m: Distribution(m not in sketch_only) for m in SKETCHES}
         self.first_start = math.inf
+        self.last_start = -math.inf  # last dispatch: the achieved send rate of a replay
         self.first_ok = math.inf  # first start of a successful request (vLLM's bucket origin)
         self.last_end = -math.inf
         for name in SLOTS:
@@ -149,6 +153,14 @@ class Window:
         self.error_examples: dict[str, str] = {}  # one message per key
         for c in _COUNTERS:
             setattr(self, c, 0)
+
+    def note_send(self, t_start: float, queue_time: float, schedule_lag: float | None) -> None:
+        """What every request sent adds, whatever its outcome: dispatch times and waits."""
+        self.sketches["queue_time"].add(queue_time)  # zeros too: the share that did not wait
+        if schedule_lag is not None:
+            self.sketches["schedule_lag"].add(schedule_lag)
+        self.first_start = min(self.first_start, t_start)
+        self.last_start = max(self.last_start, t_start)
 
     def row(self, sec: int) -> dict[str, Any]:
         """This second's chart row (output tokens are filled in by the collector). Latency
@@ -207,6 +219,7 @@ class Window:
         for m, h in other.sketches.items():
             self.sketches[m].merge(h)
         self.first_start = min(self.first_start, other.first_start)
+        self.last_start = max(self.last_start, other.last_start)
         self.first_ok = min(self.first_ok, other.first_ok)
         self.last_end = max(self.last_end, other.last_end)
         for name in SLOTS if slots else ():
@@ -234,6 +247,7 @@ class Window:
         d["sk"] = {m: h.to_dict() for m, h in self.sketches.items() if h.count}
         d["fs"] = self.first_start if self.first_start != math.inf else None
         d["le"] = self.last_end if self.last_end != -math.inf else None
+        d["ls"] = self.last_start if self.last_start != -math.inf else None
         d["fo"] = self.first_ok if self.first_ok != math.inf else None
         for name, (key, _, _) in SLOTS.items():
             d[key] = [[s, n] for s, n in getattr(self, name).items()]
@@ -252,6 +266,7 @@ class Window:
             w.sketches[m] = Distribution.from_dict(h)
         w.first_start = d["fs"] if d.get("fs") is not None else math.inf
         w.last_end = d["le"] if d.get("le") is not None else -math.inf
+        w.last_start = d["ls"] if d.get("ls") is not None else -math.inf
         w.first_ok = d["fo"] if d.get("fo") is not None else math.inf
         for name, (key, _, _) in SLOTS.items():
             setattr(w, name, {int(s): n for s, n in d.get(key, [])})

@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["FORMATS", "MOONCAKE_BLOCK_TOKENS", "TraceError", "TraceRecord", "load_trace"]
+__all__ = [
+    "FORMATS",
+    "MOONCAKE_BLOCK_TOKENS",
+    "TraceError",
+    "TraceRecord",
+    "detect_format",
+    "load_trace",
+]
 
 FORMATS = ("mooncake", "azure", "jsonl")
 MOONCAKE_BLOCK_TOKENS = 512
@@ -215,17 +222,21 @@ _PARSERS = {"mooncake": _mooncake, "azure": _azure, "jsonl": _generic}
 
 
 def detect_format(path: str) -> str:
-    """The format named by the file's content: a CSV header, or the keys of its first record."""
+    """The format named by the extension (``.csv``: Azure), else by the content: a CSV
+    header, or the keys of the first record (``input_length``: Mooncake, else generic JSONL;
+    both are ``.jsonl``, so the extension alone cannot tell them apart)."""
+    if os.path.splitext(path)[1].lower() == ".csv":
+        return "azure"
     with open(path, encoding="utf-8") as f:
-        for raw in f:
+        for lineno, raw in enumerate(f, 1):
             s = raw.strip()
             if not s:
                 continue
             if s.startswith("{"):
                 try:
                     obj = json.loads(s)
-                except json.JSONDecodeError:
-                    break
+                except json.JSONDecodeError as e:
+                    raise TraceError(path, f"not valid JSON ({e.msg})", lineno) from None
                 if isinstance(obj, dict) and "input_length" in obj:
                     return "mooncake"
                 return "jsonl"
@@ -238,11 +249,14 @@ def detect_format(path: str) -> str:
 
 
 def load_trace(path: str | os.PathLike[str], fmt: str | None = None) -> list[TraceRecord]:
-    """All records of a trace, times rebased so the first record is at 0 s."""
+    """All records of a trace, times rebased so the first record is at 0 s. ``fmt``: one
+    of ``FORMATS``, or ``None``/``"auto"`` to guess it (:func:`detect_format`)."""
     path = os.fspath(path)
+    if fmt == "auto":
+        fmt = None
     if fmt is not None and fmt not in FORMATS:
         raise TraceError(
-            path, f"unknown trace format {fmt!r}; expected one of {', '.join(FORMATS)}"
+            path, f"unknown trace format {fmt!r}; expected one of {', '.join(FORMATS)} (or auto)"
         )
     if not os.path.isfile(path):
         raise TraceError(path, "no such file (expected a trace file)")

@@ -13,6 +13,7 @@ The emulator's prefix cache hashes 16-token (64-character) blocks, so a 512-toke
 
 from __future__ import annotations
 
+import math
 import random
 from functools import lru_cache
 
@@ -20,7 +21,7 @@ from .prompt import Prompt
 from .synthetic import random_words
 from .trace import MOONCAKE_BLOCK_TOKENS, TraceRecord
 
-__all__ = ["block_text", "record_prompt"]
+__all__ = ["block_text", "record_prompt", "scaled_length"]
 
 
 @lru_cache(maxsize=4096)
@@ -30,16 +31,30 @@ def block_text(block_id: int, seed: int = 0, tokens: int = MOONCAKE_BLOCK_TOKENS
     return "".join(w + " " for w in random_words(rng, tokens))
 
 
-def _tail(record: TraceRecord, n: int, seed: int) -> str:
-    rng = random.Random(f"trace-tail:{seed}:{record.line}:{record.time!r}")
+def _tail(record: TraceRecord, n: int, seed: int, loop: int) -> str:
+    rng = random.Random(f"trace-tail:{seed}:{record.line}:{record.time!r}:{loop}")
     return "".join(w + " " for w in random_words(rng, n))
 
 
-def record_prompt(record: TraceRecord, seed: int = 0) -> Prompt:
+def scaled_length(n: int, block_tokens: int = MOONCAKE_BLOCK_TOKENS) -> int:
+    """A Mooncake ``input_length`` with blocks of ``block_tokens`` instead of 512: scaled by
+    ``block_tokens / 512`` (rounded up), so a record still covers every block it lists."""
+    if block_tokens == MOONCAKE_BLOCK_TOKENS:
+        return n
+    return math.ceil(n * block_tokens / MOONCAKE_BLOCK_TOKENS)
+
+
+def record_prompt(
+    record: TraceRecord, seed: int = 0, block_tokens: int = MOONCAKE_BLOCK_TOKENS, loop: int = 0
+) -> Prompt:
     """The request a record asks for; ``prompt_tokens`` is the record's input length.
 
     Records with content (generic JSONL) send it as given. Length-only records (Azure,
     Mooncake) get word text: their listed blocks, then unique words up to ``input_length``.
+    ``block_tokens`` below 512 shrinks the blocks and the input length in proportion (a
+    small model's context), keeping which requests share which prefix blocks. ``loop``:
+    the pass over a looped trace; listed blocks are the same text in every pass (the trace
+    says they are the same blocks), the unlisted tail is new in each.
     """
     extra = {"trace_line": record.line, "scheduled": record.time}
     if record.messages is not None:
@@ -48,17 +63,17 @@ def record_prompt(record: TraceRecord, seed: int = 0) -> Prompt:
         return Prompt.from_text(
             record.prompt, max_tokens=record.output_length, source="trace", extra=extra
         )
-    n = max(1, record.input_length or 0)
+    n = max(1, scaled_length(record.input_length or 0, block_tokens))
     parts, used = [], 0
     for b in record.hash_ids:
-        take = min(MOONCAKE_BLOCK_TOKENS, n - used)
+        take = min(block_tokens, n - used)
         if take <= 0:
             break
-        text = block_text(b, seed)
-        parts.append(text if take == MOONCAKE_BLOCK_TOKENS else text[: 4 * take])
+        text = block_text(b, seed, block_tokens)
+        parts.append(text if take == block_tokens else text[: 4 * take])
         used += take
     if used < n:
-        parts.append(_tail(record, n - used, seed))
+        parts.append(_tail(record, n - used, seed, loop))
     text = "".join(parts)[:-1]  # the last word's trailing space: 4n - 1 chars = n tokens
     return Prompt.from_text(
         text, prompt_tokens=n, max_tokens=record.output_length, source="trace", extra=extra

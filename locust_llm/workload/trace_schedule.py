@@ -18,12 +18,21 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from .trace import TraceRecord
 
-__all__ = ["DEFAULT_LAG_P99_S", "Due", "LagSummary", "TraceSchedule", "lag_summary"]
+__all__ = [
+    "DEFAULT_LAG_P99_S",
+    "Due",
+    "LagSummary",
+    "TraceSchedule",
+    "lag_summary",
+    "late_warning",
+    "replay_fields",
+]
 
-DEFAULT_LAG_P99_S = 0.1
+DEFAULT_LAG_P99_S = 0.05
 """A p99 schedule lag above this means the load was not what the trace asked for."""
 
 
@@ -107,13 +116,45 @@ class LagSummary:
         return self.p99 > self.threshold
 
     def warning(self) -> str | None:
-        if not self.late:
-            return None
-        return (
-            f"trace replay fell behind: p99 schedule lag {self.p99 * 1000:.1f} ms > "
-            f"{self.threshold * 1000:.0f} ms (the load sent was not the trace's; add users, "
-            "processes or workers, or lower --llm-trace-speed)"
-        )
+        return late_warning(self.p99 * 1000, self.threshold * 1000) if self.late else None
+
+
+def late_warning(p99_ms: float, threshold_ms: float) -> str:
+    """What a replay that fell behind did wrong, and what to change."""
+    return (
+        f"trace replay fell behind: p99 schedule lag {p99_ms:.1f} ms > {threshold_ms:g} ms: "
+        "the load sent was not the trace's (add users, processes or workers, or lower "
+        "--llm-trace-speed)"
+    )
+
+
+def replay_fields(
+    summary: dict[str, Any], *, records: int, requested_rate: float, max_lag_ms: float
+) -> dict[str, Any]:
+    """The summary's ``trace`` block: the rate the trace asked for against the rate sent,
+    and whether the schedule was kept. Reads the lag percentiles the summary computed from
+    the merged ``schedule_lag`` metric (so every process's sends count), and the first and
+    last dispatch: (sent - 1) over that span, as the requested rate is (rows - 1) over the
+    trace's span (divided by the speed)."""
+    sent = int(summary.get("count_schedule_lag") or 0)
+    first, last = summary.get("started_at"), summary.get("last_started_at")
+    achieved = None
+    if sent > 1 and first is not None and last is not None and last > first:
+        achieved = (sent - 1) / (last - first)
+    p99 = summary.get("p99_schedule_lag_ms") if sent else None
+    late = p99 is not None and p99 > max_lag_ms
+    return {
+        "records": records,
+        "sent": sent,
+        "requested_rate": requested_rate,
+        "achieved_rate": achieved,
+        "achieved_vs_requested": (
+            achieved / requested_rate if achieved is not None and requested_rate > 0 else None
+        ),
+        "max_lag_ms": max_lag_ms,
+        "late": late,
+        "warning": late_warning(p99, max_lag_ms) if late else None,
+    }
 
 
 def _pct(sorted_vals: list[float], q: float) -> float:

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from locust_llm.workload.tokens import count_tokens
-from locust_llm.workload.trace import TraceError, load_trace
-from locust_llm.workload.trace_prompts import record_prompt
-from locust_llm.workload.trace_schedule import TraceSchedule, lag_summary
+from locust_llm.workload.trace import TraceError, detect_format, load_trace
+from locust_llm.workload.trace_prompts import record_prompt, scaled_length
+from locust_llm.workload.trace_schedule import TraceSchedule, lag_summary, replay_fields
 
 
 def _jsonl(tmp_path, rows, name="t.jsonl"):
@@ -116,3 +116,56 @@ def test_lag_summary_warns_when_late():
     late = lag_summary([0.001] * 90 + [0.5] * 10, threshold=0.1)
     assert late.late and "p99 schedule lag 500.0 ms > 100 ms" in late.warning()
     assert lag_summary([]) is None
+
+
+def test_smaller_blocks_scale_lengths_and_keep_the_sharing(tmp_path):
+    a, b, c = (
+        record_prompt(r, seed=3, block_tokens=16) for r in load_trace(_jsonl(tmp_path, MOONCAKE))
+    )
+    # 1100 * 16 / 512 = 34.375 -> 35: every listed block still fits
+    assert [p.prompt_tokens for p in (a, b, c)] == [35, 22, 32]
+    assert [count_tokens(p.text) for p in (a, b, c)] == [35, 22, 32]
+    assert a.text[:64] == b.text[:64] == c.text[:64]  # block 1 = 16 tokens = 64 chars
+    assert a.text[:127] == c.text  # blocks 1, 2
+    assert a.text[64:128] != b.text[64:128]
+    assert a.text[:64] == record_prompt(load_trace(_jsonl(tmp_path, MOONCAKE))[0], 3, 16).text[:64]
+    assert scaled_length(1100) == 1100 and scaled_length(1, 16) == 1
+
+
+def test_format_from_extension_then_content(tmp_path):
+    csv = tmp_path / "x.csv"
+    csv.write_text("a,b\n1,2\n")
+    assert detect_format(str(csv)) == "azure"  # and then the missing columns say so:
+    with pytest.raises(TraceError, match=r"x.csv:1 field 'TIMESTAMP': missing column"):
+        load_trace(str(csv))
+    assert detect_format(_jsonl(tmp_path, MOONCAKE)) == "mooncake"
+    assert detect_format(_jsonl(tmp_path, [{"timestamp": 0, "prompt": "hi"}], "g.jsonl")) == "jsonl"
+    with pytest.raises(TraceError, match=r"bad.jsonl:2: not valid JSON"):
+        detect_format(_jsonl(tmp_path, ["", '{"timestamp": 0,'], "bad.jsonl"))
+
+
+def test_replay_fields_read_the_summary_lags_and_dispatch_span():
+    s = {
+        "count_schedule_lag": 11,
+        "p99_schedule_lag_ms": 80.0,
+        "started_at": 100.0,
+        "last_started_at": 105.0,
+    }
+    f = replay_fields(s, records=11, requested_rate=2.5, max_lag_ms=50.0)
+    assert f["sent"] == 11 and f["achieved_rate"] == 2.0 and f["achieved_vs_requested"] == 0.8
+    assert f["late"] and "p99 schedule lag 80.0 ms > 50 ms" in f["warning"]
+    ok = replay_fields({**s, "p99_schedule_lag_ms": 3.0}, records=11, requested_rate=2.0,
+                       max_lag_ms=50.0)  # fmt: skip
+    assert not ok["late"] and ok["warning"] is None
+    none = replay_fields({"count_schedule_lag": 0}, records=3, requested_rate=1.0, max_lag_ms=50)
+    assert none["sent"] == 0 and none["achieved_rate"] is None and not none["late"]
+
+
+def test_a_looped_record_repeats_its_blocks_not_its_tail(tmp_path):
+    first = load_trace(_jsonl(tmp_path, MOONCAKE))[0]  # 1100 tokens inside its 3 blocks
+    assert record_prompt(first, loop=0).text == record_prompt(first, loop=1).text
+    # blocks 1, 2 (1024 tokens), then a 76-token tail no block id covers
+    tail = load_trace(_jsonl(tmp_path, [{**MOONCAKE[2], "input_length": 1100}]))[0]
+    a, b = record_prompt(tail, loop=0), record_prompt(tail, loop=1)
+    assert a.text[:4096] == b.text[:4096] and a.text[4096:] != b.text[4096:]
+    assert a.prompt_tokens == b.prompt_tokens == 1100
