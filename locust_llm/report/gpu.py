@@ -68,7 +68,7 @@ def gpu_figure(sc: Scenario, t0: float) -> go.Figure | None:
 
 def gpu_text(sc: Scenario) -> str:
     """The summary's GPU figures as one table (per GPU) and one sentence (per token, replica)."""
-    from .html import fmt
+    from .values import fmt
 
     g = sc.summary.get("gpu") or {}
     if not g.get("gpus"):

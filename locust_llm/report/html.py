@@ -24,7 +24,7 @@ from .groups import group_tables
 from .load import Scenario
 from .sweeps import Sweep
 from .tables import METRICS, STATS, metric_column
-from .values import esc
+from .values import esc, fmt
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 2rem 3rem;color:#222}
@@ -54,25 +54,6 @@ def script_json(obj: Any) -> str:
     """JSON safe inside a <script> element: no `<`, `>`, `&` appear literally."""
     text = obj if isinstance(obj, str) else json.dumps(obj, default=str)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def fmt(v: Any, digits: int = 1) -> str:
-    """Numbers for tables: NaN/None as a dash, large values without decimals."""
-    if v is None or v == "":
-        return "–"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "–"
-        if abs(v) >= 1000 or (v == int(v) and abs(v) < 1e15):
-            return f"{v:,.0f}"
-        if abs(v) < 10 and v != int(v):
-            return f"{v:.{digits + 1}f}"
-        return f"{v:.{digits}f}"
-    return esc(v)
 
 
 class Page:

@@ -84,7 +84,7 @@ def _pct(v: float | None) -> str:
 
 
 def repeats_table(groups: list[dict[str, Any]]) -> str:
-    from .html import esc, fmt
+    from .values import esc, fmt
 
     parts = []
     for g in groups:

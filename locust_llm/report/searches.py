@@ -11,7 +11,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from .html import esc, fmt
+from .values import esc, fmt
 
 SEARCH_JSON = "search.json"
 
