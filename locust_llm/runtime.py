@@ -178,7 +178,7 @@ class LLMRuntime:
             if tpot is not None:
                 stats.get("TPOT", "LLM").log(on_locust_grid(tpot), 0)
             if res.itl:
-                log_many(stats.get("ITL", "LLM"), list(map(on_locust_grid, res.exact_itl())))
+                log_many(stats.get("ITL", "LLM"), res.exact_itl(), on_grid=True)
         self.collector.add(res)
         if self._records is not None:
             try:

@@ -19,6 +19,7 @@ from typing import Any
 
 from locust_llm.metrics.distribution import EXACT_CAP
 from locust_llm.metrics.record import LLMResult
+from locust_llm.metrics.spread import spread_tokens
 
 __all__ = ["Collector", "Window", "LATENCY_METRICS"]
 
@@ -235,7 +236,7 @@ class Collector:
             if w.spans is not None:
                 w.spans.append(r.t_start)
                 w.spans.append(r.t_start + r.e2e / 1000.0)
-        self._spread_tokens(w, r)
+        spread_tokens(w, r)
 
     @staticmethod
     def _token_weighted(w: Window, r: LLMResult) -> None:
@@ -260,41 +261,6 @@ class Collector:
                 pending = 0.0
         if out:
             w.sketches["itl_token"].add_many(out)
-
-    @staticmethod
-    def _spread_tokens(w: Window, r: LLMResult) -> None:
-        """Attribute output tokens to the seconds their chunks arrived in (for peak tok/s).
-
-        When usage counts differ from chunks, chunk i gets ``⌊(i+1)·n/c⌋ − ⌊i·n/c⌋`` tokens:
-        whole numbers, so per-second sums are exact and do not depend on the order in which
-        requests were added or windows merged (fractional shares made the summary differ in
-        the last bits between a local and a master/worker run).
-        """
-        chunks = r.token_chunks
-        if r.ttft is None or not chunks:
-            return
-        n = r.output_tokens
-        t = r.t_start + r.ttft / 1000.0
-        ta = w.tokens_arrived
-        ch = w.chunks_ms
-        times = w.chunk_times
-        if times is not None:
-            times.append(t)
-        ms = int(t * 1000)
-        ch[ms] = ch.get(ms, 0) + 1
-        done = n // chunks
-        ds = ms // 100
-        ta[ds] = ta.get(ds, 0) + done
-        for i, gap in enumerate(r.itl, 2):
-            t += gap / 1000.0  # the same float steps as vLLM's token times
-            if times is not None:
-                times.append(t)
-            ms = int(t * 1000)
-            ch[ms] = ch.get(ms, 0) + 1
-            ds = ms // 100
-            upto = i * n // chunks
-            ta[ds] = ta.get(ds, 0) + upto - done
-            done = upto
 
     # -- distribution -----------------------------------------------------------------------
     def _unarchive(self) -> None:

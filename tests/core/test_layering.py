@@ -16,8 +16,6 @@ PKG = Path(__file__).resolve().parents[2] / "locust_llm"
 MAX_LINES = 450
 # still long, split by the timestamps / stream work in progress; remove once it lands
 LONG_FOR_NOW = {
-    "locust_llm.timestamps",
-    "locust_llm.users",
     "locust_llm.emulator.server",
 }
 # modules that must never import locust or gevent.monkey (and everything under packages)
