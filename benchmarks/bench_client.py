@@ -207,6 +207,10 @@ def paced(
                                "--llm-records", str(records), "--llm-summary", str(summary),
                                "--llm-timestamps", timestamps],
                               env={"BENCH_BURN": "1" if burn else "0"})  # fmt: skip
+            # the plain orjson loop against the same emulator: the CPU per token to be held to
+            plain = run_locust("benchmarks/locustfile_plain.py", host, users, seconds,
+                               tmp / "plain.json", [],
+                               env={"BENCH_MAX_TOKENS": str(max_tokens)})  # fmt: skip
         finally:
             stop(emu)  # flushes the truth log
         s = json.loads(summary.read_text())
@@ -217,7 +221,17 @@ def paced(
             "burn": burn,
             "tokens_per_s": round(s["output_throughput"]),
             "cpu_us_per_token": round(full["cpu_s"] / max(s["total_output_tokens"], 1) * 1e6, 2),
+            "plain_cpu_us_per_token": round(plain["cpu_s"] / max(plain["tokens"], 1) * 1e6, 2),
+            "cpu_ratio_to_plain": round(
+                full["cpu_s"]
+                / max(s["total_output_tokens"], 1)
+                / (plain["cpu_s"] / max(plain["tokens"], 1)),
+                3,
+            ),
             "client_cpu_share": round(full["cpu_s"] / full["wall_s"], 3),
+            "shared_gap_share": round(1 - own["gaps"] / every["gaps"], 4)
+            if every["gaps"]
+            else None,
             "gaps_matched": every["gaps"],
             "itl_error_p50_ms": round(every["gap_err_p50_ms"], 4),
             "itl_error_p99_ms": round(every["gap_err_p99_ms"], 4),
