@@ -273,9 +273,8 @@ class StreamAccumulator:
         """Replace user-space token times with kernel receive stamps (once per request)."""
         res, t0, marks = self.res, self.t0, self._marks
         assert marks is not None
-        a = analyze_tokens(
-            self.times, [m[0] for m in marks], [m[1] for m in marks], [m[2] for m in marks]
-        )
+        stamp, seq, kind = zip(*marks) if marks else ((), (), ())
+        a = analyze_tokens(self.times, stamp, seq, kind)
         times = a.times
         res.timestamps = "kernel"
         sent = getattr(self.stamps, "ts_sent", 0.0)
@@ -287,7 +286,7 @@ class StreamAccumulator:
         res.e2e = (times[-1] - t0) * 1000
         if self.content_at >= 0:
             res.ttft_content = (times[self.content_at] - t0) * 1000
-        res.itl = [(times[i + 1] - times[i]) * 1000 for i in range(len(times) - 1)]
+        res.itl = [(b - a) * 1000 for a, b in zip(times, times[1:])]
         res.itl_exact = [g * 1000 for g in a.itl]
         res.shared = [i for i, f in enumerate(a.shared_flags) if f]
         res.shared_reads = a.shared
