@@ -83,8 +83,11 @@ class StreamAccumulator:
         self._feed_line = self._sse.feed_line
         self._max = self._sse.max_event_bytes
         self._frag = b""  # feed_block: an unterminated line, completed by a later read
-        # per token, the (stamp, seq, kind) of the read that completed its first data line
-        self._marks: list[tuple[float, int, int]] | None = [] if stamps is not None else None
+        # per token, the stamp, seq and kind of the read that completed its first data line
+        # (three lists, extended once per read: what the analysis takes, with no unzipping)
+        self._marks: tuple[list[float], list[int], list[int]] | None = (
+            ([], [], []) if stamps is not None else None
+        )
         self._data_stamp: float | None = None
         self._ks: tuple[float, int, int] = (0.0, 0, 0)
         self.times: list[float] = []  # per token chunk: when it was read (perf_counter s)
@@ -251,8 +254,11 @@ class StreamAccumulator:
             n = chunks - first
             if n:
                 self.times += [stamp] * n
-                if self._marks is not None:
-                    self._marks += [mark] * n  # type: ignore[list-item]
+                marks = self._marks
+                if marks is not None and mark is not None:
+                    marks[0].extend([mark[0]] * n)
+                    marks[1].extend([mark[1]] * n)
+                    marks[2].extend([mark[2]] * n)
             self.chunks = chunks
             self.content_chunks = content
 
@@ -318,8 +324,7 @@ class StreamAccumulator:
         """Replace user-space token times with kernel receive stamps (once per request)."""
         res, t0, marks = self.res, self.t0, self._marks
         assert marks is not None
-        stamp, seq, kind = zip(*marks) if marks else ((), (), ())
-        a = analyze_tokens(self.times, stamp, seq, kind)
+        a = analyze_tokens(self.times, *marks)
         times = a.times
         res.timestamps = "kernel"
         sent = getattr(self.stamps, "ts_sent", 0.0)
