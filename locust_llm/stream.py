@@ -132,7 +132,7 @@ class StreamAccumulator:
             self._lines(data, now)
             return
         mark = self._mark() if self.stamps is not None else None
-        if data[:6] == b"data: ":
+        if data[:6] == b"data: " and b"\n\ndata: " in data:  # two events or more
             # the common read: plain events back to back. Split on the boundary between two
             # of them; if no piece holds a line end, every piece but the last is one event's
             # payload, found without a Python step per event
@@ -252,9 +252,15 @@ class StreamAccumulator:
                     self.usage = c.usage
         finally:  # a malformed event ends the stream: what came before it still counts
             n = chunks - first
-            if n:
+            marks = self._marks
+            if n == 1:  # paced streams: one token per read
+                self.times.append(stamp)
+                if marks is not None and mark is not None:
+                    marks[0].append(mark[0])
+                    marks[1].append(mark[1])
+                    marks[2].append(mark[2])
+            elif n:
                 self.times += [stamp] * n
-                marks = self._marks
                 if marks is not None and mark is not None:
                     marks[0].extend([mark[0]] * n)
                     marks[1].extend([mark[1]] * n)
