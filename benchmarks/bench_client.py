@@ -72,34 +72,69 @@ def run_locust(locustfile: str, host: str, users: int, seconds: float, out: Path
     return json.loads(out.read_text())
 
 
+VLLM_PY = ROOT / ".venv-vllm" / "bin" / "python"
+
+
+def run_vllm_client(host: str, users: int, seconds: float, max_tokens: int,
+                    core: int | None = 1) -> dict | None:  # fmt: skip
+    """vLLM's own request function in a closed loop (``vllm_client.py``), or None without vLLM."""
+    if not VLLM_PY.exists():
+        return None
+    cmd = _pin(core, [str(VLLM_PY), "benchmarks/vllm_client.py", "--url", host, "--users",
+                      str(users), "--seconds", str(seconds), "--max-tokens", str(max_tokens)])  # fmt: skip
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 300)
+    if p.returncode != 0:
+        raise RuntimeError(f"vllm_client failed ({p.returncode}): {p.stderr[-2000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def _ratio(a: float, b: float | None) -> float | None:
+    return round(a / b, 3) if b else None
+
+
 def ingest(
-    users_list: list[int], seconds: float, max_tokens: int = 1024, timestamps: str = "auto"
-) -> list[dict]:
+    users_list: list[int], seconds: float, max_tokens: int = 1024, timestamps: str = "auto",
+    vllm: bool = True,
+) -> list[dict]:  # fmt: skip
+    """Tokens/s of locust-llm beside three references, each user count in one run: ``bare``
+    (timestamps lines only), ``plain`` (readline + orjson per event + perf_counter per token:
+    the hand-written Locust loop) and ``vllm`` (vLLM's benchmark client on aiohttp)."""
     emu, host = start_emulator(["--emu-ttft-ms", "0", "--emu-itl-ms", "0"])
     rows = []
+    env = {"BENCH_MAX_TOKENS": str(max_tokens)}
     try:
         with tempfile.TemporaryDirectory() as td:
             tmp = Path(td)
             for users in users_list:
                 bare = run_locust("benchmarks/locustfile_bare.py", host, users, seconds,
-                                  tmp / f"bare{users}.json", [],
-                                  env={"BENCH_MAX_TOKENS": str(max_tokens)})  # fmt: skip
+                                  tmp / f"bare{users}.json", [], env=env)  # fmt: skip
+                plain = run_locust("benchmarks/locustfile_plain.py", host, users, seconds,
+                                   tmp / f"plain{users}.json", [], env=env)  # fmt: skip
                 full_out = tmp / f"full{users}.json"
                 summary = tmp / f"sum{users}.json"
                 full = run_locust("benchmarks/locustfile_bench.py", host, users, seconds, full_out,
                                   ["--llm-max-tokens", str(max_tokens), "--llm-ignore-eos",
                                    "--llm-prompt-tokens", "16", "--llm-summary", str(summary),
                                    "--llm-timestamps", timestamps])  # fmt: skip
+                ref = run_vllm_client(host, users, seconds, max_tokens) if vllm else None
                 s = json.loads(summary.read_text())
-                full_rate = s["total_output_tokens"] / full["wall_s"]
+                full_rate = full["tokens"] / full["wall_s"]
                 bare_rate = bare["lines"] / bare["wall_s"]
+                plain_rate = plain["tokens"] / plain["wall_s"]
+                vllm_rate = ref["tokens"] / ref["wall_s"] if ref else None
                 rows.append({
                     "users": users,
                     "timestamps": s.get("timestamps"),
                     "tokens_per_s": round(full_rate),
                     "bare_tokens_per_s": round(bare_rate),
-                    "ratio_to_bare": round(full_rate / bare_rate, 3) if bare_rate else None,
-                    "cpu_us_per_token": round(full["cpu_s"] / max(s["total_output_tokens"], 1) * 1e6, 2),
+                    "plain_tokens_per_s": round(plain_rate),
+                    "vllm_tokens_per_s": round(vllm_rate) if vllm_rate else None,
+                    "ratio_to_bare": _ratio(full_rate, bare_rate),
+                    "ratio_to_plain": _ratio(full_rate, plain_rate),
+                    "ratio_to_vllm": _ratio(full_rate, vllm_rate),
+                    "cpu_us_per_token": round(full["cpu_s"] / max(full["tokens"], 1) * 1e6, 2),
+                    "plain_cpu_us_per_token": round(plain["cpu_s"] / max(plain["tokens"], 1) * 1e6, 2),
+                    "vllm_cpu_us_per_token": round(ref["cpu_s"] / max(ref["tokens"], 1) * 1e6, 2) if ref else None,
                     "client_cpu_share": round(full["cpu_s"] / full["wall_s"], 3),
                     "failed": s["failed"],
                 })  # fmt: skip
@@ -107,6 +142,24 @@ def ingest(
     finally:
         stop(emu)
     return rows
+
+
+def _n(x: float | None) -> str:
+    return "–" if x is None else f"{x:,}"
+
+
+def table(rows: list[dict]) -> str:
+    """The ingest rows as one markdown table (tokens/s, and locust-llm's ratio to each)."""
+    out = ["| streams | locust-llm tok/s | bare | plain orjson loop | vLLM client | "
+           "× plain | × vLLM | µs/token (ours / plain / vLLM) |",
+           "|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    for r in rows:
+        out.append(f"| {r['users']} | {r['tokens_per_s']:,} | {r['bare_tokens_per_s']:,} | "
+                   f"{r['plain_tokens_per_s']:,} | {_n(r['vllm_tokens_per_s'])} | "
+                   f"{r['ratio_to_plain']} | {r['ratio_to_vllm'] or '–'} | "
+                   f"{r['cpu_us_per_token']} / {r['plain_cpu_us_per_token']} / "
+                   f"{r['vllm_cpu_us_per_token'] or '–'} |")  # fmt: skip
+    return "\n".join(out)
 
 
 def itl_errors(records: Path, truth: Path) -> tuple[dict, dict]:
@@ -154,6 +207,10 @@ def paced(
                                "--llm-records", str(records), "--llm-summary", str(summary),
                                "--llm-timestamps", timestamps],
                               env={"BENCH_BURN": "1" if burn else "0"})  # fmt: skip
+            # the plain orjson loop against the same emulator: the CPU per token to be held to
+            plain = run_locust("benchmarks/locustfile_plain.py", host, users, seconds,
+                               tmp / "plain.json", [],
+                               env={"BENCH_MAX_TOKENS": str(max_tokens)})  # fmt: skip
         finally:
             stop(emu)  # flushes the truth log
         s = json.loads(summary.read_text())
@@ -164,7 +221,17 @@ def paced(
             "burn": burn,
             "tokens_per_s": round(s["output_throughput"]),
             "cpu_us_per_token": round(full["cpu_s"] / max(s["total_output_tokens"], 1) * 1e6, 2),
+            "plain_cpu_us_per_token": round(plain["cpu_s"] / max(plain["tokens"], 1) * 1e6, 2),
+            "cpu_ratio_to_plain": round(
+                full["cpu_s"]
+                / max(s["total_output_tokens"], 1)
+                / (plain["cpu_s"] / max(plain["tokens"], 1)),
+                3,
+            ),
             "client_cpu_share": round(full["cpu_s"] / full["wall_s"], 3),
+            "shared_gap_share": round(1 - own["gaps"] / every["gaps"], 4)
+            if every["gaps"]
+            else None,
             "gaps_matched": every["gaps"],
             "itl_error_p50_ms": round(every["gap_err_p50_ms"], 4),
             "itl_error_p99_ms": round(every["gap_err_p99_ms"], 4),
@@ -190,13 +257,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--users", default=None, help="comma-separated user counts")
     ap.add_argument("--seconds", type=float, default=None)
     ap.add_argument("--timestamps", choices=["auto", "kernel", "user"], default="auto")
+    ap.add_argument("--no-vllm", action="store_true", help="ingest: skip vLLM's client")
     ap.add_argument("--burn", action="store_true", help="a greenlet burns 5 ms of every 10 ms")
     ap.add_argument("--itl-cv", type=float, default=0.0, help="lognormal ITL jitter (CV)")
     a = ap.parse_args(argv)
     started = time.time()
     if a.mode == "ingest":
         users = [int(x) for x in (a.users or "1,16,64,256").split(",")]
-        rows = ingest(users, a.seconds or 10, timestamps=a.timestamps)
+        rows = ingest(users, a.seconds or 10, timestamps=a.timestamps, vllm=not a.no_vllm)
+        print(table(rows), flush=True)
         # the emulator must never be the bottleneck: its one-core emission ceiling as a
         # ratio to one Locust process's ingest ceiling, measured in this same run
         p = subprocess.run([PY, "benchmarks/bench_emulator.py", "--seconds", "5"], cwd=ROOT,

@@ -1,7 +1,8 @@
 """Locustfile for benchmarks/bench_client.py: the full metrics path, plus process-CPU accounting.
 
-Writes ``{"cpu_s", "wall_s"}`` of the Locust process between test start and test stop to
-``$BENCH_OUT`` so CPU per token excludes start-up and shutdown.
+Writes ``{"tokens", "cpu_s", "wall_s"}`` of the Locust process between test start and test stop
+to ``$BENCH_OUT`` so CPU per token excludes start-up and shutdown. ``tokens`` counts the token
+chunks of every request, those cut off at test stop too, as the reference loops count theirs.
 """
 
 import json
@@ -22,6 +23,12 @@ class BenchChatUser(OpenAIChatUser):
 
 
 _t: dict[str, float] = {}
+_n = [0]
+
+
+@events.llm_request.add_listener
+def _count(result, **_kw):
+    _n[0] += result.token_chunks
 
 
 def _burn() -> None:
@@ -38,6 +45,7 @@ def _burn() -> None:
 @events.test_start.add_listener
 def _start(**_kw):
     _t["cpu"], _t["wall"] = time.process_time(), time.perf_counter()
+    _n[0] = 0
     if os.environ.get("BENCH_BURN") == "1":
         import gevent
 
@@ -51,6 +59,7 @@ def _stop(**_kw):
         with open(out, "w") as f:
             json.dump(
                 {
+                    "tokens": _n[0],
                     "cpu_s": time.process_time() - _t["cpu"],
                     "wall_s": time.perf_counter() - _t["wall"],
                 },

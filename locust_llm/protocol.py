@@ -158,10 +158,10 @@ def parse_chunk(payload: bytes) -> Chunk:
     if payload == _DONE_PAYLOAD:
         return DONE
     try:
-        obj = orjson.loads(payload)
+        obj = _loads(payload)
     except orjson.JSONDecodeError as e:
         raise ProtocolError(f"invalid JSON in stream chunk: {_preview(payload)}") from e
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         raise ProtocolError(f"stream chunk is not a JSON object: {_preview(payload)}")
     choices = obj.get("choices")
     if choices is None:
@@ -178,24 +178,43 @@ def parse_chunk(payload: bytes) -> Chunk:
         raise ProtocolError(f"malformed 'choices' in stream chunk: {_preview(payload)}")
     if not choices:
         return Chunk(False, False, "", None, usage, None, obj.get("id"))
-    try:
-        choice = choices[0]
-        delta = choice.get("delta")
-        if delta is not None:  # chat
-            text = delta.get("content") or ""
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
-            answer = bool(text or delta.get("tool_calls"))
-            has = answer or bool(reasoning)
-        else:  # completions
-            text = choice.get("text") or ""
-            reasoning = ""
-            has = answer = bool(text)
-        finish = choice.get("finish_reason")
-    except AttributeError as e:
-        raise ProtocolError(f"malformed 'choices' in stream chunk: {_preview(payload)}") from e
+    choice = choices[0]
+    if type(choice) is not dict:
+        raise ProtocolError(f"malformed 'choices' in stream chunk: {_preview(payload)}")
+    delta = choice.get("delta")
+    if delta is not None:  # chat
+        if type(delta) is not dict:
+            raise ProtocolError(f"malformed 'choices' in stream chunk: {_preview(payload)}")
+        text = delta.get("content") or ""
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
+        answer = True if text else bool(delta.get("tool_calls"))
+        has = answer or bool(reasoning)
+    else:  # completions
+        text = choice.get("text") or ""
+        reasoning = ""
+        has = answer = bool(text)
     if type(text) is not str or type(reasoning) is not str:
         raise ProtocolError(f"non-string text in stream chunk: {_preview(payload)}")
-    return Chunk(True, has, text, finish, usage, None, obj.get("id"), answer, reasoning)
+    # tuple.__new__ rather than Chunk(...): the named tuple's __new__ is a Python-level
+    # function, and this runs once per token
+    return _new_tuple(
+        Chunk,
+        (
+            True,
+            has,
+            text,
+            choice.get("finish_reason"),
+            usage,
+            None,
+            obj.get("id"),
+            answer,
+            reasoning,
+        ),
+    )
+
+
+_loads = orjson.loads
+_new_tuple = tuple.__new__
 
 
 def error_message(status: int, body: bytes | str | None) -> str:

@@ -79,6 +79,12 @@ class SSEParser:
         """True when bytes of an event have been seen but the event was never dispatched."""
         return bool(self._data or self._buf)
 
+    @property
+    def idle(self) -> bool:
+        """True between events: no data line pending, no partial line, nothing being skipped
+        (a caller may then frame ``data: ...`` events itself)."""
+        return not (self._data or self._buf or self._skip)
+
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Parse an arbitrary slice of the stream; return the events it completed.
 

@@ -37,7 +37,7 @@ def row_name(metric: str, kind: str | None = None, key: str | None = None) -> st
 def log_result(stats: Any, res: LLMResult, groups: list[tuple[str, str]]) -> None:
     """One successful request into the run's rows and those of its groups."""
     ttft, tpot = res.ttft, res.tpot
-    itl = list(map(on_locust_grid, res.exact_itl())) if res.itl else None
+    itl = res.exact_itl() if res.itl else None
     targets: list[tuple[str | None, str | None]] = [(None, None)]
     targets += [(k, g) for k, g in groups if k in ROW_KINDS]
     for kind, key in targets:
@@ -46,7 +46,7 @@ def log_result(stats: Any, res: LLMResult, groups: list[tuple[str, str]]) -> Non
         if tpot is not None:
             stats.get(row_name("TPOT", kind, key), METHOD).log(on_locust_grid(tpot), 0)
         if itl:
-            log_many(stats.get(row_name("ITL", kind, key), METHOD), itl)
+            log_many(stats.get(row_name("ITL", kind, key), METHOD), itl, on_grid=True)
 
 
 def log_window(stats: Any, kind: str, key: str, w: Window) -> None:

@@ -22,6 +22,7 @@ from locust.exception import CatchResponseError
 
 from locust_llm import plugin
 from locust_llm.backoff import Backoff, is_immediate, kind_of
+from locust_llm.body import read_body
 from locust_llm.errors import (
     ABORTED,
     CALLER_TIMEOUT,
@@ -345,30 +346,22 @@ class LLMUser(FastHttpUser):
     def _read_stream(
         self, r: Any, res: LLMResult, t0: float, prompt_tokens: int | None
     ) -> StreamAccumulator:
-        """Read the body line by line into ``res``; the accumulator decides what lines mean.
+        """Read the body into ``res`` read by read; the accumulator decides what bytes mean.
 
         ``self._acc`` is set first so that a stream cut off by the client (the greenlet
-        killed inside ``readline``) can still be recorded consistently.
+        killed inside a read) can still be recorded consistently.
         """
-        readline = r.stream.readline
-        perf = _perf
         # kernel receive stamps (--llm-timestamps): the socket carrying this response, taken
         # before the body is read (geventhttpclient drops it at message end)
         reader = StampReader.from_response(r) if self._kernel_ts else None
         acc = self._acc = StreamAccumulator(
             res, t0, reader.sock if reader is not None else None, self._on_token()
         )
-        feed = acc.feed
-        while True:
-            try:
-                line = readline(b"\n")
-            except HTTPParseError:  # connection closed inside the chunked body: judged below
-                break
-            now = perf()
-            if not line:
-                break
-            feed(line, now)
-        acc.finish(perf(), prompt_tokens, self.llm.output_tokenizer)
+        try:
+            read_body(r.stream, acc.feed_block)
+        except HTTPParseError:  # connection closed inside the chunked body: judged below
+            pass
+        acc.finish(_perf(), prompt_tokens, self.llm.output_tokenizer)
         return acc
 
     def _on_token(self) -> Any:

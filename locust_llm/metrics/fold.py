@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from locust_llm.metrics.pooling import fold_pooling
 from locust_llm.metrics.record import LLMResult
+from locust_llm.metrics.spread import spread_tokens
 from locust_llm.metrics.window import Window
 
 __all__ = ["fold"]
@@ -101,39 +102,4 @@ def fold(
         if w.spans is not None:
             w.spans.append(r.t_start)
             w.spans.append(r.t_start + r.e2e / 1000.0)
-    _spread_tokens(w, r)
-
-
-def _spread_tokens(w: Window, r: LLMResult) -> None:
-    """Attribute output tokens to the seconds their chunks arrived in (for peak tok/s).
-
-    When usage counts differ from chunks, chunk i gets ``⌊(i+1)·n/c⌋ − ⌊i·n/c⌋`` tokens:
-    whole numbers, so per-second sums are exact and do not depend on the order in which
-    requests were added or windows merged (fractional shares made the summary differ in
-    the last bits between a local and a master/worker run).
-    """
-    chunks = r.token_chunks
-    if r.ttft is None or not chunks:
-        return
-    n = r.output_tokens
-    t = r.t_start + r.ttft / 1000.0
-    ta = w.tokens_arrived
-    ch = w.chunks_ms
-    times = w.chunk_times
-    if times is not None:
-        times.append(t)
-    ms = int(t * 1000)
-    ch[ms] = ch.get(ms, 0) + 1
-    done = n // chunks
-    ds = ms // 100
-    ta[ds] = ta.get(ds, 0) + done
-    for i, gap in enumerate(r.itl, 2):
-        t += gap / 1000.0  # the same float steps as vLLM's token times
-        if times is not None:
-            times.append(t)
-        ms = int(t * 1000)
-        ch[ms] = ch.get(ms, 0) + 1
-        ds = ms // 100
-        upto = i * n // chunks
-        ta[ds] = ta.get(ds, 0) + upto - done
-        done = upto
+    spread_tokens(w, r)

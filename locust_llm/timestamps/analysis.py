@@ -101,12 +101,13 @@ def analyze_tokens(
     if stamp is None or seq is None or kind is None:
         times = list(user)
         return TokenAnalysis("user", times, [times[i + 1] - times[i] for i in range(n - 1)])
-    shared = [False] * n
-    for i in range(n):
-        if kind[i] == FULL or (i + 1 < n and seq[i] == seq[i + 1]):
-            shared[i] = True
+    shared = [k == FULL or a == b for k, a, b in zip(kind, seq, seq[1:])]
+    if n:
+        shared.append(kind[n - 1] == FULL)
     times = list(stamp)
-    itl = [times[i + 1] - times[i] for i in range(n - 1) if not (shared[i] or shared[i + 1])]
+    itl = [
+        t1 - t0 for t0, t1, s0, s1 in zip(times, times[1:], shared, shared[1:]) if not (s0 or s1)
+    ]
     fallbacks = 0
     own = 0
     lateness: list[float] = []

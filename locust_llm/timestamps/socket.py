@@ -20,6 +20,7 @@ from errno import EWOULDBLOCK
 from typing import Any
 
 import gevent.socket
+from gevent.timeout import Timeout
 
 from locust_llm.timestamps.analysis import FALLBACK, FULL, KERNEL
 
@@ -207,6 +208,7 @@ class TimestampingSocket(gevent.socket.socket):
     """
 
     __slots__ = (
+        "_ts_timer",
         "ts_enabled",
         "ts_fallbacks",
         "ts_kind",
@@ -224,6 +226,7 @@ class TimestampingSocket(gevent.socket.socket):
         self.ts_seq = 0
         self.ts_kind = FALLBACK
         self.ts_fallbacks = 0
+        self._ts_timer: Timeout | None = None
         try:
             self._sock.setsockopt(_SOL_SOCKET, SO_TIMESTAMPNS, 1)
             self.ts_enabled = True
@@ -273,6 +276,31 @@ class TimestampingSocket(gevent.socket.socket):
         else:
             self.ts_kind = KERNEL
 
+    def _wait_readable(self) -> None:
+        """Wait for data as gevent's ``_wait`` does, raising ``socket.timeout`` after the
+        socket's timeout, but with one timer per socket started and stopped around each
+        wait: gevent builds and closes a new ``Timeout`` for every wait, and with one wait
+        per token that was a tenth of the client's CPU on paced streams."""
+        timeout = self.timeout
+        event = self._read_event
+        if timeout is None or event.callback is not None:
+            self._wait(event)  # no timer, or gevent's own error for a second reader
+            return
+        timer = self._ts_timer
+        if timer is None or timer.seconds != timeout:
+            timer = self._ts_timer = Timeout(timeout, TimeoutError("timed out"))
+        timer.start()
+        try:
+            self.hub.wait(event)
+        except BaseException:
+            # it fired (or the greenlet was killed): the hub is still inside the timer's
+            # callback, so this timer is closed as gevent closes its own, and the next wait
+            # gets a new one
+            self._ts_timer = None
+            timer.close()
+            raise
+        timer.cancel()
+
     @property
     def ts_reads(self) -> int:
         """Reads that returned data (== ``ts_seq``)."""
@@ -293,7 +321,7 @@ class TimestampingSocket(gevent.socket.socket):
             except OSError as ex:
                 if ex.args[0] != EWOULDBLOCK or self.timeout == 0.0:
                     raise
-            self._wait(self._read_event)
+            self._wait_readable()
         if data:
             self._note(len(data), bufsize, anc)
         return data
@@ -312,7 +340,7 @@ class TimestampingSocket(gevent.socket.socket):
             except OSError as ex:
                 if ex.args[0] != EWOULDBLOCK or self.timeout == 0.0:
                     raise
-            self._wait(self._read_event)
+            self._wait_readable()
         if n:
             self._note(n, size, anc)
         return n

@@ -142,3 +142,105 @@ def test_cut_off_keeps_a_consistent_partial_record():
     acc.cut_off()
     assert res.ttft == pytest.approx(100.0) and res.token_chunks == 3 and len(res.itl) == 2
     assert res.text == "ab" and res.e2e is None and res.error is None
+
+
+# -- feed_block: whole socket reads, any split, same result as line by line ----------------
+
+
+def _framed(draw, st):
+    """A token stream as servers may frame it: LF or CRLF, comments and keep-alives, event/id
+    fields, JSON spread over several data lines, blank-line runs; the events it holds."""
+    eol = draw(st.sampled_from([b"\n", b"\n", b"\r\n"]))
+    out = bytearray()
+    texts = []
+    for i in range(draw(st.integers(1, 8))):
+        text = draw(st.sampled_from(["a", "bc", "é", " ", "\\n", ""]))
+        texts.append(text)
+        payload = orjson.dumps(tok(text, "stop" if i == 7 else None))
+        shape = draw(st.integers(0, 5))
+        if shape == 1:
+            out += b": keep-alive" + eol + eol
+        if shape == 2:
+            out += b"event: message" + eol + b"id: 7" + eol
+        if shape == 3:  # one event over two data lines (JSON allows the joining newline)
+            cut = payload.index(b",")
+            out += b"data: " + payload[: cut + 1] + eol + b"data:" + payload[cut + 1 :] + eol
+        else:
+            out += b"data: " + payload + eol
+        if shape == 4:
+            out += b":x" + eol
+        out += eol
+        if shape == 5:
+            out += eol
+    out += b"data: [DONE]" + eol + eol
+    return bytes(out), texts
+
+
+def _by_lines(data: bytes, cuts: list[int], times: list[float]) -> LLMResult:
+    """The reference: each line fed alone, at the time of the read that completed it."""
+    res = LLMResult(name="x", model="m")
+    acc = StreamAccumulator(res, 0.0)
+    bounds = [*cuts, len(data)]
+    start = 0
+    while (end := data.find(b"\n", start)) >= 0:
+        read = next(k for k, b in enumerate(bounds) if b > end)
+        acc.feed(data[start : end + 1], times[read])
+        start = end + 1
+    acc.finish(100.0)
+    return res
+
+
+def _by_blocks(data: bytes, cuts: list[int], times: list[float]) -> LLMResult:
+    res = LLMResult(name="x", model="m")
+    acc = StreamAccumulator(res, 0.0)
+    prev = 0
+    for c, t in zip([*cuts, len(data)], times, strict=True):
+        if c > prev:
+            acc.feed_block(data[prev:c], t)
+        prev = c
+    acc.finish(100.0)
+    return res
+
+
+def test_blocks_any_split_match_lines():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.data())
+    def check(d):
+        data, texts = _framed(d.draw, st)
+        cuts = sorted(set(d.draw(st.lists(st.integers(1, len(data) - 1), max_size=12))))
+        times = [float(i + 1) for i in range(len(cuts) + 1)]
+        a, b = _by_lines(data, cuts, times), _by_blocks(data, cuts, times)
+        assert b.error is None and b.text == "".join(texts)
+        for f in ("text", "itl", "ttft", "ttft_content", "e2e", "token_chunks", "finish_reason"):
+            assert getattr(a, f) == getattr(b, f), f
+
+    check()
+
+
+def test_block_times_are_the_reads_and_split_events_keep_their_first_line():
+    res = LLMResult(name="x", model="m")
+    acc = StreamAccumulator(res, 0.0)
+    role, a, b = (b"data: " + orjson.dumps(e) + b"\n\n" for e in (ROLE, tok("a"), tok("b")))
+    acc.feed_block(role + a[:9], 0.1)  # a's first line is cut: a arrives with the next read
+    acc.feed_block(a[9:] + b[:-1], 0.3)  # b's data line complete, its blank line not yet
+    acc.feed_block(b"\n" + b"data: [DONE]\n\n", 0.5)
+    acc.finish(1.0)
+    assert res.error is None and res.text == "ab"
+    assert res.ttft == pytest.approx(100.0) and res.itl == pytest.approx([200.0, 0.0])
+
+
+def test_blocks_keep_the_errors_of_lines():
+    with pytest.raises(SSEError, match="bare CR"):
+        StreamAccumulator(LLMResult(name="x", model="m"), 0.0).feed_block(
+            b"data: a\r\rdata: b\r\r\n", 1.0
+        )
+    acc = StreamAccumulator(LLMResult(name="x", model="m"), 0.0)
+    with pytest.raises(ProtocolError):
+        acc.feed_block(b"data: {not json\n\n", 1.0)
+    acc = StreamAccumulator(LLMResult(name="x", model="m"), 0.0)
+    acc._max = 64  # a line that never ends is refused, not buffered without bound
+    with pytest.raises(SSEError, match="without a line end"):
+        acc.feed_block(b"data: " + b"x" * 100, 1.0)

@@ -129,3 +129,39 @@ def test_full_buffer_read_marked():
     assert s.recv(10) == b""  # EOF: no read recorded
     assert s.ts_seq == 2
     s.close()
+
+
+@pytest.mark.skipif(not ts.kernel_timestamps_supported(), reason="SO_TIMESTAMPNS unsupported")
+def test_read_timeout_fires_every_time_and_a_read_after_it_still_works():
+    # the socket reuses one timer across waits: it must fire on each silent wait, never on
+    # a wait that data ended, and leave nothing running between reads
+    import socket as std
+    import time as _time
+
+    import gevent
+
+    srv = std.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    c = ts.TimestampingSocket(std.AF_INET, std.SOCK_STREAM)
+    c.connect(srv.getsockname())
+    peer, _ = srv.accept()
+    try:
+        c.settimeout(0.05)
+        for _ in range(2):
+            t = _time.perf_counter()
+            with pytest.raises(TimeoutError):
+                c.recv(10)
+            assert 0.04 <= _time.perf_counter() - t < 1.0
+        gevent.spawn_later(0.02, peer.sendall, b"abc")
+        assert c.recv(10) == b"abc" and c.ts_seq == 1
+        gevent.sleep(0.1)  # past the timeout: the stopped timer throws into nothing
+        c.settimeout(0.2)  # a new timeout value takes effect
+        t = _time.perf_counter()
+        with pytest.raises(TimeoutError):
+            c.recv(10)
+        assert _time.perf_counter() - t >= 0.15
+    finally:
+        c.close()
+        peer.close()
+        srv.close()
