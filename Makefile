@@ -44,7 +44,7 @@ bench-vs-vllm: setup
 	$(BIN)/python benchmarks/bench_vs_vllm.py --repeats 3 --concurrency 8,16 --output-len 64
 
 test: setup
-	$(BIN)/pytest -q -p no:cacheprovider
+	BIN=$(BIN) bash scripts/test.sh
 
 lint: setup
 	$(BIN)/ruff format --check . && $(BIN)/ruff check .

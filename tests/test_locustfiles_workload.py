@@ -133,6 +133,7 @@ def test_open_loop_queue_time_grows_at_saturation_closed_loop_does_not(emulator,
     assert l_ttft < e_ttft * 1.5 + 20  # flat: the closed loop hides the backlog
 
 
+@pytest.mark.timing  # measures wall-clock timing: run alone, not beside other tests
 @pytest.mark.parametrize("arrival", ["constant", "poisson"])
 @pytest.mark.parametrize("processes", [1, 2])
 def test_total_rate_within_5_percent(emulator, tmp_path, processes, arrival):

@@ -104,6 +104,7 @@ def _compare(a: dict, b: dict) -> None:
     assert b["request_throughput"] == pytest.approx(a["request_throughput"], rel=0.35)
 
 
+@pytest.mark.timing  # measures wall-clock timing: run alone, not beside other tests
 def test_summary_same_local_processes_and_master_workers(tmp_path):
     local, procs, dist = tmp_path / "local", tmp_path / "procs", tmp_path / "dist"
     for d in (local, procs, dist):
@@ -195,6 +196,7 @@ def test_sigkill_keeps_every_record_and_leaves_no_emulator(tmp_path):
     assert not any(alive(p) for p in pids), "emulator outlived a SIGKILLed locust"
 
 
+@pytest.mark.timing  # measures wall-clock timing: run alone, not beside other tests
 def test_kernel_timestamps_by_default_and_user_mode_on_request(tmp_path):
     records = tmp_path / "r.jsonl"
     p = headless(

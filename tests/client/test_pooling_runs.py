@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.runs import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 LOCUST = [sys.executable, "-m", "locust"]
 
@@ -106,6 +108,11 @@ def test_rerank_locustfile_two_processes(tmp_path):
         "locustfiles/rerank.py",
         "--processes",
         "2",
+        # a port of its own: concurrent runs would collide on Locust's 5557
+        "--master-bind-port",
+        port := str(free_port()),
+        "--master-port",
+        port,
         "--llm-batch-size",
         "5",
         "--llm-serve-args",

@@ -215,6 +215,7 @@ def test_completions_text_and_records(server, tmp_path):
     assert r.finish_reason == "stop" and r.output_tokens == 2
 
 
+@pytest.mark.timing  # measures wall-clock timing: run alone, not beside other tests
 def test_llm_request_event_once_per_request_and_token_events_opt_in(server):
     server.routes["/v1/chat/completions"] = chunked(
         sse(ROLE, tok("a"), tok("b", "stop"), b"[DONE]")

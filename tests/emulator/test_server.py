@@ -227,6 +227,7 @@ def test_metrics_names(emulator):
     assert samples["vllm:inter_token_latency_seconds_count"].value == 3
 
 
+@pytest.mark.timing  # measures wall-clock timing: run alone, not beside other tests
 def test_pacing_and_truth_log(emulator, tmp_path):
     log = tmp_path / "truth.jsonl"
     emu = emulator("--emu-ttft-ms", "40", "--emu-itl-ms", "15", "--emu-truth-log", str(log))

@@ -40,6 +40,7 @@ def stream(sess, gaps, busy=0.0):
     return reader, rec
 
 
+@pytest.mark.timing  # measures wall-clock timing: run alone, not beside other tests
 @pytest.mark.skipif(not ts.kernel_timestamps_supported(), reason="SO_TIMESTAMPNS unsupported")
 def test_fasthttpsession_stream_gets_kernel_stamps(paced_server):
     sess, events = session(f"http://127.0.0.1:{paced_server.port}")

@@ -46,6 +46,7 @@ def read_lines(sock, n, busy, use_recv_into=False):
     return out
 
 
+@pytest.mark.timing  # measures wall-clock timing: run alone, not beside other tests
 @pytest.mark.parametrize("use_recv_into", [False, True])
 def test_busy_reader_kernel_stamp_vs_user_stamp(paced_server, use_recv_into):
     ts.keep_timestamping_warm()

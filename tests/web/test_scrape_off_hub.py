@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 
 import gevent
+import pytest
 
 from locust_llm.web.scrape import ServerScraper
 
 
+@pytest.mark.timing  # measures wall-clock timing: run alone, not beside other tests
 def test_8mib_access_log_is_parsed_without_stalling_other_greenlets(tmp_path):
     p = tmp_path / "access.log"
     line = b'{"time":1.0,"upstream":"127.0.0.1:8001","status":200}\n'
