@@ -2,6 +2,8 @@ import json
 import shlex
 from pathlib import Path
 
+import pytest
+
 from locust_llm.backends.cli import main
 from locust_llm.backends.topology import parse_cpulist
 
@@ -74,6 +76,7 @@ def _get(url: str, key: str | None = None) -> int:
         return 0
 
 
+@pytest.mark.timing  # wall-clock sensitive (signals, a knee, a browser): run alone
 def test_plan_write_gives_a_script_that_runs_the_plan(tmp_path, capsys):
     import os
     import signal

@@ -96,6 +96,7 @@ run_time = "6s"
 """
 
 
+@pytest.mark.timing  # wall-clock sensitive (signals, a knee, a browser): run alone
 @pytest.mark.slow
 def test_search_finds_the_emulator_knee(tmp_path):
     f = tmp_path / "knee.toml"

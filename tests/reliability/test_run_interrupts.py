@@ -41,13 +41,18 @@ try:
     HAVE_NGINX = True
 except BackendError:
     HAVE_NGINX = False
-pytestmark = pytest.mark.skipif(not HAVE_NGINX, reason="nginx not installed")
+pytestmark = [
+    pytest.mark.skipif(not HAVE_NGINX, reason="nginx not installed"),
+    # Ctrl-C at a chosen phase of a run: the phase must not slip by on a loaded machine
+    pytest.mark.timing,
+]
 
 EMU = '"--emu-profile", "constant", "--emu-ttft-ms", "20", "--emu-itl-ms", "5"'
 HOOK_ENV = "LOCUST_LLM_TEST_PAUSE"
 HOOK_SECONDS = 1.5
 SITECUSTOMIZE = f'''
 import os, sys, time
+
 _where = os.environ.pop("{HOOK_ENV}", None)
 if _where:
     os.environ.pop("PYTHONPATH", None)  # Locust and the replicas start without this hook

@@ -42,6 +42,7 @@ def _driver():
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts), profile
 
 
+@pytest.mark.timing  # wall-clock sensitive (signals, a knee, a browser): run alone
 @pytest.mark.browser
 @pytest.mark.timeout(90)
 def test_llm_tab_in_chromium(locust_run) -> None:
