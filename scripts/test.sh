@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test, in three tiers, so the whole run fits in minutes on 2 cores. Most tests wait on
-# wall-clock runs (a Locust run of a few seconds against the emulator), so they run in three
+# wall-clock runs (a Locust run of a few seconds against the emulator), so they run in four
 # lanes side by side (separate pytest processes: Locust's gevent patching rules out
 # pytest-xdist's worker threads); tests that assert wall-clock timing (marker `timing`) run
 # alone after them; the real-vLLM tier runs last, on its own, with the one vLLM server it
@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
 LANES=(
   "tests/client tests/test_trace_replay.py"
-  "tests/capacity tests/scenarios tests/report tests/web"
-  "tests/core tests/emulator tests/backends tests/workload tests/reliability tests/timestamps
+  "tests/capacity tests/report"
+  "tests/scenarios tests/web tests/reliability"
+  "tests/core tests/emulator tests/backends tests/workload tests/timestamps
    tests/test_locustfiles_workload.py"
 )
 # a test folder or file no lane names would never run: refuse that
