@@ -40,7 +40,8 @@ from locust_llm.pooling import (
     route_missing,
 )
 from locust_llm.protocol import ProtocolError, error_message
-from locust_llm.users import LLMUser, _abort, _body
+from locust_llm.responses import abort, response_body
+from locust_llm.users import LLMUser
 
 __all__ = ["OpenAIEmbeddingsUser"]
 
@@ -114,7 +115,7 @@ class OpenAIEmbeddingsUser(LLMUser):
         res.warmup = llm.in_warmup(res.t_start)
         llm.collector.request_started(res.t_start)
         t0 = _perf()
-        try:
+        with self._accounted(res, path, t0):
             with self.client.request(
                 "POST", path, name=name, data=data, headers=headers, catch_response=True
             ) as r:
@@ -126,7 +127,7 @@ class OpenAIEmbeddingsUser(LLMUser):
                     if err is not None and not res.status:
                         key = connect_error_key(err)
                         fail(res, TRANSPORT, key, describe_connect_error(err, self.host))
-                    elif route_missing(res.status, content := _body(r)):
+                    elif route_missing(res.status, content := response_body(r)):
                         fail(res, HTTP, f"{path} not served", not_served(path, self.host))
                     elif res.status != 200:
                         fail(res, HTTP, f"HTTP {res.status}", error_message(res.status, content))
@@ -135,7 +136,7 @@ class OpenAIEmbeddingsUser(LLMUser):
                         res.prompt_tokens, res.id = answer.prompt_tokens, answer.id
                         res.e2e = took
                 except (gevent.GreenletExit, gevent.Timeout, KeyboardInterrupt) as e:
-                    _abort(res, e)
+                    abort(res, e)
                     raise
                 except ProtocolError as e:
                     fail(res, PROTOCOL, "malformed answer", f"malformed answer: {e}")
@@ -151,20 +152,6 @@ class OpenAIEmbeddingsUser(LLMUser):
                         r.failure(plugin.redact(res.error, llm.api_key))
                     else:
                         r.success()
-        except (gevent.GreenletExit, gevent.Timeout, KeyboardInterrupt) as e:
-            if res.error is None:
-                _abort(res, e)
-            raise
-        except Exception as e:
-            if res.error is None:
-                msg = plugin.redact(f"request not sent: {type(e).__name__}: {e}", llm.api_key)
-                fail(res, CLIENT, f"request not sent: {type(e).__name__}", msg)
-                self._report_failure(res, path, (_perf() - t0) * 1000)
-        finally:
-            if res.error is not None:
-                res.error = plugin.redact(res.error, llm.api_key)
-            llm.finish(res)
-        self._back_off(res)
         return res
 
     def _bad_input(self, name: str, path: str, error: str) -> LLMResult:

@@ -2,10 +2,11 @@
 
 The stream loop is the hot path of the whole tool: at 100k+ tokens/s in one process every
 microsecond per chunk is a percent of the client's CPU, and any CPU the client burns shows up
-as latency it attributes to the server. So the loop reads lines straight from
-geventhttpclient's response (``readline``, not ``iter_content``, which waits for 1 KiB), takes
-one ``perf_counter()`` per line, decodes each event with one ``orjson.loads`` and defers
-everything else (histograms, stats rows, records) to the end of the request.
+as latency it attributes to the server. So the body is read one socket read at a time
+(``body.read_body``), each read gets one clock reading and is framed as SSE in one pass by the
+accumulator (``StreamAccumulator.feed_block``), each event is decoded with one
+``orjson.loads``, and everything else (histograms, stats rows, records) waits for the end of
+the request.
 """
 
 from __future__ import annotations
@@ -18,14 +19,12 @@ import gevent
 import orjson
 from geventhttpclient.response import HTTPParseError
 from locust import FastHttpUser
-from locust.exception import CatchResponseError
 
 from locust_llm import plugin
-from locust_llm.backoff import Backoff, is_immediate, kind_of
+from locust_llm.accounting import RequestAccounting, Unreported
+from locust_llm.backoff import Backoff
 from locust_llm.body import read_body
 from locust_llm.errors import (
-    ABORTED,
-    CALLER_TIMEOUT,
     CANCELLED,
     CLIENT,
     HTTP,
@@ -46,6 +45,7 @@ from locust_llm.protocol import (
     completions_body,
     error_message,
 )
+from locust_llm.responses import NOT_STREAMED, abort, is_event_stream, not_a_stream, response_body
 from locust_llm.sse import SSEError
 from locust_llm.stream import StreamAccumulator
 from locust_llm.timestamps import StampReader
@@ -55,17 +55,9 @@ from locust_llm.workload.images import attach_images
 __all__ = ["LLMUser", "OpenAIChatUser", "OpenAICompletionsUser", "LLMResult"]
 
 _perf = time.perf_counter
-ABORTED_PREFIX = "aborted: "  # kept in the message for readers; the kind decides, not the text
-
-# TTFT and ITL only exist for streamed responses; a locustfile that turns streaming off gets
-# this, not a request whose JSON answer would be blamed on the server
-NOT_STREAMED = (
-    "stream={!r} in the request body: locust-llm measures streamed responses only "
-    "(TTFT/ITL need them); leave stream out of chat()/complete() (or send stream=True)"
-)
 
 
-class LLMUser(FastHttpUser):
+class LLMUser(RequestAccounting, FastHttpUser):
     """Base class: connection settings and the stream loop shared by chat and completions.
 
     ``network_timeout`` is the longest silence tolerated while reading (queueing + prefill +
@@ -143,7 +135,7 @@ class LLMUser(FastHttpUser):
         res.warmup = llm.in_warmup(res.t_start)
         llm.collector.request_started(res.t_start)
         t0 = _perf()
-        try:
+        with self._accounted(res, path, t0):
             with self.client.request(
                 "POST",
                 path,
@@ -164,9 +156,14 @@ class LLMUser(FastHttpUser):
                             describe_connect_error(err, self.host),
                         )
                     elif res.status != 200:
-                        fail(res, HTTP, f"HTTP {res.status}", error_message(res.status, _body(r)))
-                    elif not _is_event_stream(r):
-                        fail(res, PROTOCOL, "not an event stream", _not_a_stream(r))
+                        fail(
+                            res,
+                            HTTP,
+                            f"HTTP {res.status}",
+                            error_message(res.status, response_body(r)),
+                        )
+                    elif not is_event_stream(r):
+                        fail(res, PROTOCOL, "not an event stream", not_a_stream(r))
                     else:
                         self._acc = None
                         if cancel is None:
@@ -177,7 +174,7 @@ class LLMUser(FastHttpUser):
                     # users stopped, a timeout the caller put around chat(), or Ctrl-C landing
                     # in this greenlet: cancelled by the client, so aborted (not a server error
                     # and never a success with the tokens so far), and the exception goes on
-                    _abort(res, e)
+                    abort(res, e)
                     raise
                 except (ProtocolError, SSEError) as e:
                     fail(res, PROTOCOL, "malformed stream", f"malformed stream: {e}")
@@ -221,59 +218,8 @@ class LLMUser(FastHttpUser):
                     # hung up on purpose: like an abort, neither a success nor a failure in
                     # Locust's rows (its cut-short time is no response time); leaving the
                     # block by an exception is how a caught response stays unreported
-                    raise _Unreported
-        except _Unreported:
-            pass
-        except (gevent.GreenletExit, gevent.Timeout, KeyboardInterrupt) as e:
-            if res.error is None:  # stopped while connecting/sending: not a completed request
-                _abort(res, e)
-            raise
-        except Exception as e:
-            # raised before a response existed (e.g. the HTTP client refused a header): it must
-            # be a counted failure, never a success with no tokens or a bare task traceback
-            if res.error is None:
-                msg = plugin.redact(f"request not sent: {type(e).__name__}: {e}", llm.api_key)
-                fail(res, CLIENT, f"request not sent: {type(e).__name__}", msg)
-                self._report_failure(res, path, (_perf() - t0) * 1000)
-        finally:
-            if res.error is not None:
-                res.error = plugin.redact(res.error, llm.api_key)
-            llm.finish(res)
-        self._back_off(res)
+                    raise Unreported
         return res
-
-    def _back_off(self, res: LLMResult) -> None:
-        failed = res.error is not None and is_immediate(
-            res.status, res.ttft is not None, res.aborted
-        )
-        delay = self._backoff.next_delay(failed)
-        if delay <= 0:
-            return
-        kind = res.error_key or kind_of(res.status, res.error or "")
-        logged = self.llm.backoff_logged
-        if kind not in logged:
-            logged.add(kind)
-            plugin.log.warning(
-                "locust-llm: requests fail at once (%s); each user now waits up to %gs "
-                "between such attempts (logged once per kind)",
-                res.error,
-                self._backoff.cap,
-            )
-        gevent.sleep(delay)
-
-    def _report_failure(self, res: LLMResult, path: str, response_time_ms: float) -> None:
-        """A failure Locust's own request machinery never saw: put it in its stats."""
-        self.environment.events.request.fire(
-            request_type="POST",
-            name=res.name,
-            response_time=response_time_ms,
-            response_length=0,
-            response=None,
-            context={},
-            exception=CatchResponseError(res.error),
-            start_time=res.t_start,
-            url=(self.host or "") + path,
-        )
 
     def _send(
         self,
@@ -310,18 +256,6 @@ class LLMUser(FastHttpUser):
             turn=turn,
             session_id=session,
         )
-
-    def _refuse(self, name: str, path: str, error: str) -> LLMResult:
-        """A request the locustfile asked for that cannot be measured: a counted failure with
-        the reason (never sent), paced by the back-off like any failure that repeats at once."""
-        res = LLMResult(name=name, model="")
-        res.t_start = time.time()
-        fail(res, CLIENT, "not streamed", error)
-        self._report_failure(res, path, 0.0)
-        self.llm.collector.request_started(res.t_start)
-        self.llm.finish(res)
-        self._back_off(res)
-        return res
 
     def _resolve_model(self, name: str) -> str | LLMResult:
         """The model name, or a counted failed request when ``/v1/models`` cannot be read
@@ -391,47 +325,6 @@ class LLMUser(FastHttpUser):
                  f"{after.describe()} (--llm-cancel-after), {n} tokens received")  # fmt: skip
         else:
             acc.finish(_perf(), prompt_tokens, self.llm.output_tokenizer)
-
-
-class _Unreported(Exception):
-    """Leaves the response's block so that Locust records nothing for it."""
-
-
-def _abort(res: LLMResult, e: BaseException) -> None:
-    """Cut off by the client: a caller's timeout cancelled it, or the user was stopped."""
-    if isinstance(e, gevent.Timeout):
-        msg = f"{ABORTED_PREFIX}cancelled by a timeout around the request ({e})"
-        fail(res, CALLER_TIMEOUT, "aborted: timeout around the request", msg)
-    else:
-        msg = f"{ABORTED_PREFIX}user stopped while the request was in flight"
-        fail(res, ABORTED, "aborted: user stopped", msg)
-
-
-def _body(r: Any) -> bytes:
-    try:
-        content = r.content
-    except Exception:
-        return b""
-    return content if isinstance(content, bytes) else (content or "").encode()
-
-
-def _is_event_stream(r: Any) -> bool:
-    ctype = (r.headers.get("content-type") or "") if r.headers else ""
-    return not ctype or ctype.startswith("text/event-stream")
-
-
-def _not_a_stream(r: Any) -> str:
-    ctype = r.headers.get("content-type") or ""
-    body = _body(r)
-    if ctype.startswith("application/json"):
-        return (
-            "HTTP 200 with a JSON body instead of an event stream: the server ignored "
-            f"stream=true ({body[:80].decode('utf-8', 'replace')!r})"
-        )
-    return (
-        f"HTTP 200 with Content-Type {ctype!r}, not text/event-stream: "
-        "is this an OpenAI-compatible endpoint?"
-    )
 
 
 class OpenAIChatUser(LLMUser):
