@@ -33,7 +33,7 @@ demo-vllm: setup
 	$(BIN)/locust-llm report $(DEMO_DIR)-vllm
 	@echo "summary: $(DEMO_DIR)-vllm/summary.json  report: $(DEMO_DIR)-vllm/report/report.html"
 
-# seed 000 on real vLLM here: an unbound replica vs one bound to the NUMA node, the tiny model
+# numa-vs-baseline.toml on real vLLM here: an unbound replica vs one bound to the NUMA node, the tiny model
 scenario-vllm: setup
 	VLLM_CPU_KVCACHE_SPACE=1 $(BIN)/locust-llm run scenarios/numa-vs-baseline.toml --backend cpu \
 	    --model $(VLLM_MODEL) --run-time 30s --only '*-users-100' --run-id numa-vs-baseline-vllm \

@@ -1,4 +1,4 @@
-"""Chat traffic spread over several models (seed 004), for scenario files.
+"""Chat traffic spread over several models, for scenario files (lb-policies.toml).
 
 The mix comes from $LOCUST_LLM_MODEL_MIX ("name=weight,name=weight"; see
 locust_llm.workload.mix) so a scenario file sets it through `env = {...}`. Each user draws

@@ -132,7 +132,7 @@ def test_sigint_tears_down_and_keeps_finished(tmp_path: Path):
 
 
 def test_lb_policies_example_runs_on_the_emulator(tmp_path: Path):
-    """The seed-004 file as shipped: 3 models x 2 replicas behind nginx, model routing."""
+    """The lb-policies file as shipped: 3 models x 2 replicas behind nginx, model routing."""
     root = Path(__file__).resolve().parents[2]
     code = main([str(root / "scenarios" / "lb-policies.toml"), "--backend", "emulator",
                  "--run-time", "3s", "--only", "least_conn-u30", "--out", str(tmp_path),
