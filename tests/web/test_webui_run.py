@@ -124,12 +124,16 @@ def test_llm_tab_in_chromium(locust_run) -> None:
         assert not any(overlaps), overlaps
         drawn = driver.execute_script("return document.querySelectorAll('.plot .main-svg').length")
         assert drawn >= 5
-        server = driver.find_elements(By.CSS_SELECTOR, "#server tbody tr")
-        assert server and "emulator" in server[0].text, [t.text for t in server]
+        # read in one script: every poll rebuilds the table, so held elements go stale
+        row, cell = driver.execute_script(
+            "const r = document.querySelector('#server tbody tr');"
+            "const c = r && r.querySelector('[data-stat=\"prefix_cache_hit_rate\"]');"
+            "return [r ? r.textContent : '', c ? c.textContent : null]"
+        )
+        assert "emulator" in row, row
         # the replica's own prefix-cache hit rate (its counters' growth), as /llm/server has it
         pc = run.json("/llm/server")["targets"][0]["prefix_cache"]
-        cell = server[0].find_element(By.CSS_SELECTOR, '[data-stat="prefix_cache_hit_rate"]')
-        assert pc["queries"] > 0 and cell.text == f"{pc['hit_rate'] * 100:.1f} %", (pc, cell.text)
+        assert pc["queries"] > 0 and cell == f"{pc['hit_rate'] * 100:.1f} %", (pc, cell)
         errors = driver.find_element(By.ID, "errors").text
         assert "<script>window.__pwned=1</script>" in errors  # shown as text
         assert driver.execute_script("return window.__pwned || 0") == 0
