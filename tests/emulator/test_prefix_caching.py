@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import orjson
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from locust_llm.emulator import text as textmod
@@ -39,6 +40,7 @@ def _stream(port: int, body: dict) -> tuple[float, dict]:
     return events[0][0] - t0, orjson.loads(events[-2][1])["usage"]
 
 
+@pytest.mark.timing  # compares two TTFTs against the clock: run alone
 def test_repeated_prompt_hits_whole_blocks_and_is_faster(emulator):
     emu = emulator("--emu-ttft-ms", "300", "--emu-itl-ms", "1", "--enable-prompt-tokens-details")
     msgs = [{"role": "user", "content": LONG}]
