@@ -61,7 +61,7 @@ def serve_args(
         args += ["--gpu-memory-utilization", f"{gpu_memory_utilization:g}"]
     # usage.prompt_tokens_details.cached_tokens: the client's prefix-cache hit share needs it,
     # and vLLM sends it only when asked (``--no-enable-prompt-tokens-details`` turns it off)
-    if not any(a.lstrip("-").endswith("enable-prompt-tokens-details") for a in extra):
+    if not any(a.split("=")[0].endswith("enable-prompt-tokens-details") for a in extra):
         args.append("--enable-prompt-tokens-details")
     return args + list(extra)
 

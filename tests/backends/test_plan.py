@@ -191,3 +191,5 @@ def test_prompt_tokens_details_on_unless_the_user_says_otherwise():
     assert off[-1] == "--no-enable-prompt-tokens-details"
     mine = make_plan(model="m", serve_args=["--enable-prompt-tokens-details"]).replicas[0].argv
     assert mine.count("--enable-prompt-tokens-details") == 1
+    eq = make_plan(model="m", serve_args=["--enable-prompt-tokens-details=false"]).replicas[0].argv
+    assert "--enable-prompt-tokens-details" not in eq
