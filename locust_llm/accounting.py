@@ -97,12 +97,15 @@ class RequestAccounting:
             url=(self.host or "") + path,
         )
 
-    def _refuse(self, name: str, path: str, error: str) -> LLMResult:
-        """A request the locustfile asked for that cannot be measured: a counted failure with
-        the reason (never sent), paced by the back-off like any failure that repeats at once."""
-        res = LLMResult(name=name, model="")
+    def _refuse(
+        self, name: str, path: str, error: str, key: str = "not streamed", items: int | None = None
+    ) -> LLMResult:
+        """A request the locustfile asked for that cannot be measured or sent (``key``: its
+        counting key; ``items``: 0 for a pooling request): a counted failure with the reason
+        (never sent), paced by the back-off like any failure that repeats at once."""
+        res = LLMResult(name=name, model="", items=items)
         res.t_start = time.time()
-        fail(res, CLIENT, "not streamed", error)
+        fail(res, CLIENT, key, error)
         self._report_failure(res, path, 0.0)
         self.llm.collector.request_started(res.t_start)
         self.llm.finish(res)

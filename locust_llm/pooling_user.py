@@ -64,7 +64,7 @@ class OpenAIEmbeddingsUser(LLMUser):
         try:
             req = embeddings_body(model, inputs, **body)
         except PoolingInputError as e:
-            return self._bad_input(name or EMBEDDINGS_PATH, EMBEDDINGS_PATH, str(e))
+            return self._refuse(name or EMBEDDINGS_PATH, EMBEDDINGS_PATH, str(e), "bad input", 0)
         return self.pooling_request(EMBEDDINGS_PATH, req, len(req["input"]), name=name)
 
     def rerank(
@@ -84,7 +84,7 @@ class OpenAIEmbeddingsUser(LLMUser):
         try:
             req = rerank_body(model, query, documents, top_n, **body)
         except PoolingInputError as e:
-            return self._bad_input(name or RERANK_PATH, RERANK_PATH, str(e))
+            return self._refuse(name or RERANK_PATH, RERANK_PATH, str(e), "bad input", 0)
         return self.pooling_request(RERANK_PATH, req, len(req["documents"]), name=name, top_n=top_n)
 
     def pooling_request(
@@ -152,16 +152,4 @@ class OpenAIEmbeddingsUser(LLMUser):
                         r.failure(plugin.redact(res.error, llm.api_key))
                     else:
                         r.success()
-        return res
-
-    def _bad_input(self, name: str, path: str, error: str) -> LLMResult:
-        """A request the locustfile asked for that cannot be sent: a counted failure with
-        the reason (never sent), paced by the back-off like any failure that repeats."""
-        res = LLMResult(name=name, model="", items=0)
-        res.t_start = time.time()
-        fail(res, CLIENT, "bad input", error)
-        self._report_failure(res, path, 0.0)
-        self.llm.collector.request_started(res.t_start)
-        self.llm.finish(res)
-        self._back_off(res)
         return res
