@@ -326,6 +326,17 @@ class TimestampingSocket(gevent.socket.socket):
             self._note(len(data), bufsize, anc)
         return data
 
+    def recv_ready(self, bufsize: int) -> bytes | None:
+        """The bytes already received, with their stamp noted, or None when there are none
+        yet (never waits: the body reader waits for readability itself)."""
+        try:
+            data, anc, _flags, _addr = self._sock.recvmsg(bufsize, ANCILLARY_SPACE)
+        except BlockingIOError:
+            return None
+        if data:
+            self._note(len(data), bufsize, anc)
+        return data
+
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:  # type: ignore[override]
         """``recv_into`` through ``recvmsg_into`` (same bookkeeping as :meth:`recv`)."""
         view = memoryview(buffer).cast("B")
