@@ -162,15 +162,35 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def itl_errors(records: Path, truth: Path) -> tuple[dict, dict]:
-    """Gap errors of every matched request against the emulator's write log: all gaps, and
-    only gaps whose tokens each had their own kernel stamp (those kept for ITL percentiles).
+#: A reference time is certain when the emulator's write returned within this many seconds of
+#: the time it logged before it (``t_send``..``t_written``); a wider window means the host
+#: paused the emulator around that write, and the token's true send time is unknown.
+CERTAIN_WINDOW_S = 20e-6
+
+
+def _windows(truth: Path) -> dict[str, list[bool]]:
+    """Per request, per token: the emulator's write window was wider than the limit."""
+    out: dict[str, list[bool]] = {}
+    for line in truth.read_text().splitlines():
+        rec = json.loads(line)
+        sent, done = rec["t_send"], rec.get("t_written") or []
+        out[rec["id"]] = [i >= len(done) or done[i] - t > CERTAIN_WINDOW_S
+                          for i, t in enumerate(sent)]  # fmt: skip
+    return out
+
+
+def itl_errors(records: Path, truth: Path) -> tuple[dict, dict, dict]:
+    """Gap errors of every matched request against the emulator's write log: all gaps; only
+    gaps whose tokens each had their own kernel stamp (those kept for ITL percentiles); and
+    of those, the gaps whose reference times are certain (see ``CERTAIN_WINDOW_S``).
     Uses bench_timestamps' comparison; client times are rebuilt from each record's gaps."""
     from bench_timestamps import gap_errors, load_truth_log
 
     sent = load_truth_log(truth)
+    wide = _windows(truth)
     client: dict[str, list[float]] = {}
     shared: dict[str, list[bool]] = {}
+    uncertain: dict[str, list[bool]] = {}
     for line in records.read_text().splitlines():
         r = json.loads(line)
         if r["error"] is not None or r["id"] not in sent:
@@ -181,7 +201,44 @@ def itl_errors(records: Path, truth: Path) -> tuple[dict, dict]:
         for i in r.get("shared") or []:
             flags[i] = True
         shared[r["id"]] = flags
-    return gap_errors(client, sent), gap_errors(client, sent, shared)
+        w = wide.get(r["id"]) or []
+        if len(w) == len(flags):
+            uncertain[r["id"]] = [a or b for a, b in zip(flags, w, strict=True)]
+    return (
+        gap_errors(client, sent),
+        gap_errors(client, sent, shared),
+        gap_errors({k: client[k] for k in uncertain}, sent, uncertain),
+    )
+
+
+def shared_reads(records: Path, truth: Path) -> dict[str, float | None]:
+    """Which shared reads were the client's doing. Token i shares its read with token i+1
+    either because the server wrote both in one send (the emulator's first chunk carries the
+    role and the first token; a late emulator writes every due token at once): no client
+    can read those apart; or because the client read the socket after both had arrived,
+    the client falling behind. Returns the share of token pairs each accounts for, the
+    client's counted only over pairs the server wrote apart."""
+    from bench_timestamps import load_truth_log
+
+    sent = load_truth_log(truth)
+    pairs = joined = apart = late = 0
+    for line in records.read_text().splitlines():
+        r = json.loads(line)
+        t = sent.get(r["id"])
+        if r["error"] is not None or t is None or len(t) != len(r["itl"]) + 1:
+            continue
+        flags = set(r.get("shared") or [])
+        for i in range(len(t) - 1):
+            pairs += 1
+            if t[i + 1] - t[i] < 1e-6:  # one write: the same write time
+                joined += 1
+            else:
+                apart += 1
+                late += i in flags
+    return {
+        "server_joined_share": round(joined / pairs, 4) if pairs else None,
+        "client_shared_share": round(late / apart, 4) if apart else None,
+    }
 
 
 def paced(
@@ -214,7 +271,8 @@ def paced(
         finally:
             stop(emu)  # flushes the truth log
         s = json.loads(summary.read_text())
-        every, own = itl_errors(records, truth)
+        every, own, certain = itl_errors(records, truth)
+        split = shared_reads(records, truth)
         row = {
             "users": users,
             "timestamps": s.get("timestamps"),
@@ -232,6 +290,7 @@ def paced(
             "shared_gap_share": round(1 - own["gaps"] / every["gaps"], 4)
             if every["gaps"]
             else None,
+            **split,
             "gaps_matched": every["gaps"],
             "itl_error_p50_ms": round(every["gap_err_p50_ms"], 4),
             "itl_error_p99_ms": round(every["gap_err_p99_ms"], 4),
@@ -239,6 +298,10 @@ def paced(
             "own_gaps": own["gaps"],
             "own_itl_error_p50_ms": round(own["gap_err_p50_ms"], 4),
             "own_itl_error_p99_ms": round(own["gap_err_p99_ms"], 4),
+            # own-stamp gaps whose reference is certain: the client's error alone
+            "certain_gaps": certain["gaps"],
+            "certain_itl_error_p50_ms": round(certain["gap_err_p50_ms"], 4),
+            "certain_itl_error_p99_ms": round(certain["gap_err_p99_ms"], 4),
             "client_own_stamp": s.get("client_own_stamp"),
             "client_bound": s.get("client_bound"),
             "p99_read_lateness_ms": s.get("p99_read_lateness_ms"),

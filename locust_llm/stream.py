@@ -46,6 +46,7 @@ class StreamAccumulator:
 
     __slots__ = (
         "_data_stamp",
+        "_end_seq",
         "_feed_line",
         "_frag",
         "_ks",
@@ -90,6 +91,9 @@ class StreamAccumulator:
         )
         self._data_stamp: float | None = None
         self._ks: tuple[float, int, int] = (0.0, 0, 0)
+        # the read that carried the stream's end (usage chunk, [DONE]): a last token read
+        # with it is stamped with the later bytes' arrival, so it has no stamp of its own
+        self._end_seq: int | None = None
         self.times: list[float] = []  # per token chunk: when it was read (perf_counter s)
         self.pieces: list[str] = []
         self.reasoning: list[str] = []
@@ -245,11 +249,15 @@ class StreamAccumulator:
                         on_token(res, chunks - 1, (stamp - self.t0) * 1000, c[2])
                 elif c is DONE:
                     self.done = True
+                    if mark is not None:
+                        self._end_seq = mark[1]
                 elif c.error is not None:
                     if res.midstream_error is None:
                         res.midstream_error = f"error event mid-stream: {c.error}"
                 elif c.usage is not None:
                     self.usage = c.usage
+                    if mark is not None:
+                        self._end_seq = mark[1]
         finally:  # a malformed event ends the stream: what came before it still counts
             n = chunks - first
             marks = self._marks
@@ -340,7 +348,7 @@ class StreamAccumulator:
         """Replace user-space token times with kernel receive stamps (once per request)."""
         res, t0, marks = self.res, self.t0, self._marks
         assert marks is not None
-        a = analyze_tokens(self.times, *marks)
+        a = analyze_tokens(self.times, *marks, end_seq=self._end_seq)
         times = a.times
         res.timestamps = "kernel"
         sent = getattr(self.stamps, "ts_sent", 0.0)

@@ -51,12 +51,14 @@ class Output:
     fault: str | None
     session: str | None = None  # X-Session-Id, for the truth log
     t_send: list[float] | None = field(init=False, default=None)
+    t_written: list[float] | None = field(init=False, default=None)  # when each write returned
     # None: the client disconnected (vLLM then frees the slot and counts no finished request)
     reason: str | None = field(init=False, default="abort")
     written: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.t_send = [] if self.app.truth is not None else None
+        self.t_written = [] if self.app.truth is not None else None
 
     def _pieces(self, lo: int, hi: int) -> list[bytes]:
         pieces = self.app.text.escaped_at(self.start + lo, hi - lo)
@@ -99,18 +101,24 @@ class Output:
                     metrics.prefilled(self.prompt_tokens, seq.cached)
                     if self.chat:
                         data = enc.role_chunk() + data
-                        if self.t_send is not None:
-                            self.t_send.append(t)
                     metrics.itl.observe_many(0.0, hi - lo - 1)
                 else:
                     metrics.itl.observe(t - last_t)
                     metrics.itl.observe_many(0.0, hi - lo - 1)
                 last_t = t
-                if self.t_send is not None:
-                    self.t_send.extend([t] * (hi - lo))
                 metrics.generation_tokens.inc(hi - lo)
                 self.written = hi
+                k = hi - lo + (lo == 0 and self.chat)
+                if self.t_send is not None:
+                    # the truth is when the bytes go to the socket: taken after encoding and
+                    # the metrics, the last step before pywsgi writes the chunk
+                    self.t_send.extend([perf_counter()] * k)
                 yield data
+                if self.t_written is not None:
+                    # pywsgi resumes the generator once its write returned: the bytes left in
+                    # [t_send, t_written]; a wide window (the host paused this process) makes
+                    # that token's reference time uncertain, and a benchmark can tell
+                    self.t_written.extend([perf_counter()] * k)
                 if hi >= cut:
                     break
             if self.fault == "midstream":
@@ -174,6 +182,7 @@ class Output:
                 self.rid,
                 seq.arrival,
                 self.t_send,
+                t_written=self.t_written,
                 finish_reason=self.reason or "abort",
                 session_id=self.session,
             )

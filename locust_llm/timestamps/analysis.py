@@ -90,11 +90,14 @@ def analyze_tokens(
     stamp: Sequence[float] | None = None,
     seq: Sequence[int] | None = None,
     kind: Sequence[int] | None = None,
+    end_seq: int | None = None,
 ) -> TokenAnalysis:
     """Classify tokens and build the ITL samples (O(n) once per request).
 
     Token i shared a read when ``seq[i] == seq[i+1]`` or its read filled the buffer
-    (``kind[i] == FULL``). A gap (i, i+1) enters ``itl`` unless token i or i+1 shared a
+    (``kind[i] == FULL``); the last token also when its read was ``end_seq``, the one that
+    carried the stream's end (a read's stamp is its last segment's arrival: the usage chunk
+    and ``[DONE]`` the server wrote after the token). A gap (i, i+1) enters ``itl`` unless token i or i+1 shared a
     read. With no stamps (user mode) every gap is kept and the health counts stay zero.
     """
     n = len(user)
@@ -103,7 +106,7 @@ def analyze_tokens(
         return TokenAnalysis("user", times, [times[i + 1] - times[i] for i in range(n - 1)])
     shared = [k == FULL or a == b for k, a, b in zip(kind, seq, seq[1:])]
     if n:
-        shared.append(kind[n - 1] == FULL)
+        shared.append(kind[n - 1] == FULL or seq[n - 1] == end_seq)
     times = list(stamp)
     itl = [
         t1 - t0 for t0, t1, s0, s1 in zip(times, times[1:], shared, shared[1:]) if not (s0 or s1)

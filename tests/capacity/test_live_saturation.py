@@ -78,3 +78,21 @@ def test_no_check_before_the_load_is_steady():
     live = LiveSaturation(c, lambda: None)
     _feed(c, T0, 10, 6, 100.0)
     assert live.check(T0 + 30) is None
+
+
+def test_cached_rows_follow_a_late_result_into_a_kept_second():
+    """A row kept from the last check is recomputed once its second gets another result
+    (a worker's late report), and equals the uncached row then."""
+    c = Collector()
+    for k in range(20):
+        _feed(c, T0 + k, 8, 8, 100.0)
+    cache: dict = {}
+    first = tail_rows(c, T0 + 5, T0 + 15, cache)
+    assert first == tail_rows(c, T0 + 5, T0 + 15)
+    assert set(cache) == set(range(T0 + 5, T0 + 15))
+    kept = cache[T0 + 10][1]
+    assert tail_rows(c, T0 + 5, T0 + 15, cache)[5] is kept  # unchanged: not recomputed
+    _feed(c, T0 + 10, 0, 3, 900.0)  # late, slow results land in a second already kept
+    again = tail_rows(c, T0 + 5, T0 + 15, cache)
+    assert again == tail_rows(c, T0 + 5, T0 + 15)
+    assert again[5]["ttft_p95_ms"] > kept["ttft_p95_ms"]

@@ -73,7 +73,9 @@ def test_metrics_follow_vllm_definitions(server):
     assert r.tpot == pytest.approx((r.e2e - r.ttft) / 2)
     stats = env.stats
     assert stats.get("TTFT", "LLM").num_requests == 1
-    assert stats.get("ITL", "LLM").num_requests == 3
+    # kernel stamps: the gap to the last token is out when that token was read together
+    # with the usage chunk and [DONE] written after it (its stamp is theirs)
+    assert stats.get("ITL", "LLM").num_requests == len(r.exact_itl()) >= 2
     row = stats.get("/v1/chat/completions", "POST")
     assert row.num_requests == 1 and row.num_failures == 0
     assert row.total_content_length == 3  # output tokens as the row's length

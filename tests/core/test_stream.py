@@ -134,6 +134,22 @@ def test_kernel_stamps_replace_user_times_and_shared_gaps_are_left_out():
     assert res.send_lateness == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("same_read", [True, False])
+def test_a_last_token_read_with_the_streams_end_has_no_stamp_of_its_own(same_read):
+    # a read's stamp is its last segment's arrival: when [DONE] (written after the last
+    # token) came in the same read, the last token's time is the end's, not its own
+    end = (10.095, 3, KERNEL) if same_read else (10.095, 4, KERNEL)
+    stamps = Stamps([(10.04, 1, KERNEL), (10.06, 2, KERNEL), (10.09, 3, KERNEL), end])
+    res = run([ROLE, tok("a"), tok("b", "stop"), b"[DONE]"], [10.05, 10.07, 10.1, 10.1], stamps)
+    assert res.error is None and res.itl == pytest.approx([20.0, 30.0])
+    if same_read:
+        assert res.shared == [2] and res.own_stamps == 2
+        assert res.itl_exact == pytest.approx([20.0])  # the gap to the last token is out
+    else:
+        assert res.shared == [] and res.own_stamps == 3
+        assert res.itl_exact == pytest.approx([20.0, 30.0])
+
+
 def test_cut_off_keeps_a_consistent_partial_record():
     res = LLMResult(name="x", model="m")
     acc = StreamAccumulator(res, 10.0)
