@@ -139,9 +139,13 @@ class LLMRuntime:
 
     # -- used by users --------------------------------------------------------------------
     def install_client(self, client: Any, host: str | None) -> bool:
-        """Per-user client setup: kernel receive stamps unless
+        """Per-user client setup: pooled sockets the server closed while idle are dropped
+        before reuse (``locust_llm.keepalive``), and kernel receive stamps unless
         ``--llm-timestamps user`` (or unsupported: not Linux, HTTPS). Returns True when this
         user's responses will carry kernel stamps."""
+        from locust_llm.keepalive import guard_keepalive
+
+        guard_keepalive(client)
         mode = self.timestamps_mode
         kernel = False
         if mode != "user":

@@ -133,6 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--emu-embed-dim", type=int, default=256, help="pooling: embedding size")
     e.add_argument(
+        "--emu-timeout-keep-alive",
+        type=float,
+        default=float(os.environ.get("VLLM_HTTP_TIMEOUT_KEEP_ALIVE") or 5),
+        help="close a keep-alive connection idle this many seconds, as vLLM's uvicorn "
+        "(timeout_keep_alive; default $VLLM_HTTP_TIMEOUT_KEEP_ALIVE or 5); 0 = never",
+    )
+    e.add_argument(
         "--emu-log-level", default="warning", choices=("debug", "info", "warning", "error")
     )
     return p
@@ -180,6 +187,7 @@ class Config:
     runner: str = "auto"
     convert: str = "auto"
     embed_dim: int = 256
+    timeout_keep_alive: float = 5.0
 
     def as_dict(self) -> dict:
         """JSON-able view for /version and /emulator/info."""
@@ -275,4 +283,5 @@ def parse_args(argv: list[str] | None) -> Config:
         runner=ns.runner,
         convert=ns.convert,
         embed_dim=max(1, ns.emu_embed_dim),
+        timeout_keep_alive=max(0.0, ns.emu_timeout_keep_alive),
     )

@@ -2,7 +2,8 @@
 
 pywsgi writes each value the application yields as one HTTP chunk (chunked transfer encoding,
 as uvicorn does) and supports keep-alive; the handler subclass adds TCP_NODELAY (paced streams
-must not wait for Nagle), exposes the socket to the app (for truncate/reset faults) and turns
+must not wait for Nagle), closes connections idle past ``--emu-timeout-keep-alive`` (uvicorn's
+``timeout_keep_alive``), exposes the socket to the app (for truncate/reset faults) and turns
 ``Abort`` into a cut connection. Responses follow vLLM 0.32 (see ``wire``). Here: the routes
 and the process-wide state; ``request`` reads and checks an inference request, ``output``
 writes its answer.
@@ -48,6 +49,17 @@ class _Handler(WSGIHandler):
         except OSError:
             pass
         return super().handle()
+
+    def read_requestline(self):
+        # uvicorn (vLLM's server) closes a keep-alive connection left idle for
+        # timeout_keep_alive seconds, so clients must cope with it here too; "" ends the
+        # connection as a client's close does
+        idle = self.server.application.cfg.timeout_keep_alive
+        if not idle:
+            return super().read_requestline()
+        with gevent.Timeout(idle, False):
+            return super().read_requestline()
+        return ""
 
     def get_environ(self):
         env = super().get_environ()

@@ -16,6 +16,7 @@ import struct
 import sys
 from typing import Any
 
+from locust_llm.keepalive import on_every_client
 from locust_llm.timestamps.socket import SO_TIMESTAMPNS, TimestampingSocket
 
 __all__ = [
@@ -111,22 +112,8 @@ def _install_on_client(client: Any) -> bool:
 
 
 def _install_on_client_pool(cpool: Any) -> None:
-    """Patch existing clients and wrap ``get_client`` so later ones are patched too."""
-    for client in list(cpool.clients.values()):
-        _install_on_client(client)
-    if getattr(cpool, "_llm_timestamps", False):
-        return
-    original = cpool.get_client
-
-    def get_client(url: Any) -> Any:
-        known = len(cpool.clients)
-        client = original(url)
-        if len(cpool.clients) != known:
-            _install_on_client(client)
-        return client
-
-    cpool.get_client = get_client
-    cpool._llm_timestamps = True
+    """Patch existing clients and the ones ``cpool`` creates later."""
+    on_every_client(cpool, _install_on_client)
 
 
 def enable_kernel_timestamps(target: Any, base_url: str | None = None) -> bool:

@@ -44,21 +44,33 @@ def plain(status: str, body: bytes, ctype: str = "application/json") -> list[tup
 
 
 class FakeServer:
-    """``routes[path] = list of (delay, bytes)`` or the string ``"reset"``."""
+    """``routes[path] = list of (delay, bytes)`` or the string ``"reset"``. ``idle_close``:
+    close a keep-alive connection that waits that many seconds for its next request, as
+    uvicorn does after ``timeout_keep_alive``."""
 
-    def __init__(self) -> None:
+    def __init__(self, idle_close: float | None = None) -> None:
         self.routes: dict[str, object] = {}
         self.bodies: list[object] = []  # request bodies received (JSON), oldest first
         self.hits = 0  # requests received
+        self.connections = 0  # connections accepted
+        self.idle_close = idle_close
         self.server = StreamServer(("127.0.0.1", 0), self._handle)
         self.server.start()
         self.url = f"http://127.0.0.1:{self.server.server_port}"
 
+    def _request_line(self, f) -> bytes:
+        if self.idle_close is None:
+            return f.readline()
+        with gevent.Timeout(self.idle_close, False):
+            return f.readline()
+        return b""  # idle too long: closed
+
     def _handle(self, sock, _addr) -> None:
+        self.connections += 1
         f = sock.makefile("rb")
         try:
             while True:
-                line = f.readline()
+                line = self._request_line(f)
                 if not line:
                     return
                 path = line.split()[1].decode()
@@ -94,6 +106,7 @@ class FakeServer:
             return
         finally:
             try:
+                f.close()  # the file holds the socket open: both go, so the FIN is sent now
                 sock.close()
             except OSError:
                 pass

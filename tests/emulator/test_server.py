@@ -357,6 +357,21 @@ def test_keepalive_many_requests_one_connection(emulator):
     c.close()
 
 
+def test_idle_keepalive_connection_closed_as_uvicorn_does(emulator):
+    from locust_llm.emulator.cli import parse_args
+
+    assert parse_args([]).timeout_keep_alive == 5.0  # uvicorn's default, so vLLM's
+    assert parse_args(["--emu-timeout-keep-alive", "0"]).timeout_keep_alive == 0.0  # never
+    emu = emulator(*FAST, env={"VLLM_HTTP_TIMEOUT_KEEP_ALIVE": "0.3"})  # vLLM's knob
+    c = Conn(emu.port)
+    for _ in range(2):  # busy: kept alive
+        status, _, pieces = c.request("POST", CHAT, chat_body(max_tokens=2, stream=True))
+        assert status == 200 and b"".join(p for _, p in pieces).endswith(b"[DONE]\n\n")
+    c.sock.settimeout(5)
+    assert c.sock.recv(1) == b""  # idle past the timeout: closed by the server
+    c.close()
+
+
 @pytest.mark.skipif(not shutil.which("curl"), reason="no curl")
 def test_curl_streaming(emulator):
     emu = emulator(*FAST)
