@@ -250,6 +250,7 @@ def paced(
     timestamps: str = "auto",
     burn: bool = False,
     itl_cv: float = 0.0,
+    rounds: int = 3,
 ) -> dict:
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
@@ -257,17 +258,28 @@ def paced(
         jitter = ["--emu-itl-dist", "lognormal", "--emu-itl-cv", str(itl_cv)] if itl_cv else []
         emu, host = start_emulator(["--emu-ttft-ms", str(ttft), "--emu-itl-ms", str(itl),
                                     "--emu-truth-log", str(truth), *jitter])  # fmt: skip
+        full = {"tokens": 0, "cpu_s": 0.0, "wall_s": 0.0}
+        plain = dict(full)
+        records = tmp / "rec.jsonl"
         try:
-            records, summary = tmp / "rec.jsonl", tmp / "sum.json"
-            full = run_locust("benchmarks/locustfile_bench.py", host, users, seconds, tmp / "cpu.json",
-                              ["--llm-max-tokens", str(max_tokens), "--llm-ignore-eos",
-                               "--llm-records", str(records), "--llm-summary", str(summary),
-                               "--llm-timestamps", timestamps],
-                              env={"BENCH_BURN": "1" if burn else "0"})  # fmt: skip
-            # the plain orjson loop against the same emulator: the CPU per token to be held to
-            plain = run_locust("benchmarks/locustfile_plain.py", host, users, seconds,
-                               tmp / "plain.json", [],
-                               env={"BENCH_MAX_TOKENS": str(max_tokens)})  # fmt: skip
+            # alternating rounds: the host's speed drifts over a minute, and the ratio is
+            # only meaningful between runs that saw the same host
+            for k in range(rounds):
+                summary = tmp / f"sum{k}.json"
+                one = run_locust("benchmarks/locustfile_bench.py", host, users, seconds,
+                                 tmp / f"cpu{k}.json",
+                                 ["--llm-max-tokens", str(max_tokens), "--llm-ignore-eos",
+                                  "--llm-records", str(records), "--llm-summary", str(summary),
+                                  "--llm-timestamps", timestamps],
+                                 env={"BENCH_BURN": "1" if burn else "0"})  # fmt: skip
+                # the plain orjson loop against the same emulator: the CPU per token to be
+                # held to
+                ref = run_locust("benchmarks/locustfile_plain.py", host, users, seconds,
+                                 tmp / f"plain{k}.json", [],
+                                 env={"BENCH_MAX_TOKENS": str(max_tokens)})  # fmt: skip
+                for acc, r in ((full, one), (plain, ref)):
+                    for key in acc:
+                        acc[key] += r[key]
         finally:
             stop(emu)  # flushes the truth log
         s = json.loads(summary.read_text())
@@ -278,12 +290,13 @@ def paced(
             "timestamps": s.get("timestamps"),
             "burn": burn,
             "tokens_per_s": round(s["output_throughput"]),
-            "cpu_us_per_token": round(full["cpu_s"] / max(s["total_output_tokens"], 1) * 1e6, 2),
+            # token chunks both loops received (role chunk and streams cut off at the end
+            # included): the same count on both sides of the ratio
+            "rounds": rounds,
+            "cpu_us_per_token": round(full["cpu_s"] / max(full["tokens"], 1) * 1e6, 2),
             "plain_cpu_us_per_token": round(plain["cpu_s"] / max(plain["tokens"], 1) * 1e6, 2),
             "cpu_ratio_to_plain": round(
-                full["cpu_s"]
-                / max(s["total_output_tokens"], 1)
-                / (plain["cpu_s"] / max(plain["tokens"], 1)),
+                full["cpu_s"] / max(full["tokens"], 1) / (plain["cpu_s"] / max(plain["tokens"], 1)),
                 3,
             ),
             "client_cpu_share": round(full["cpu_s"] / full["wall_s"], 3),
@@ -323,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-vllm", action="store_true", help="ingest: skip vLLM's client")
     ap.add_argument("--burn", action="store_true", help="a greenlet burns 5 ms of every 10 ms")
     ap.add_argument("--itl-cv", type=float, default=0.0, help="lognormal ITL jitter (CV)")
+    ap.add_argument("--rounds", type=int, default=3, help="paced: alternating runs of each loop")
     a = ap.parse_args(argv)
     started = time.time()
     if a.mode == "ingest":
@@ -339,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
                           "emulator_to_locust_ratio": round(emu / best, 2)}), flush=True)  # fmt: skip
     else:
         for u in [int(x) for x in (a.users or "256").split(",")]:
-            paced(u, a.seconds or 20, timestamps=a.timestamps, burn=a.burn, itl_cv=a.itl_cv)
+            paced(u, a.seconds or 8, timestamps=a.timestamps, burn=a.burn, itl_cv=a.itl_cv,
+                  rounds=a.rounds)  # fmt: skip
     print(f"# {a.mode} done in {time.time() - started:.0f}s", file=sys.stderr)
     return 0
 

@@ -136,6 +136,14 @@ class StreamAccumulator:
             self._lines(data, now)
             return
         mark = self._mark() if self.stamps is not None else None
+        if (
+            data[:6] == b"data: "
+            and data.find(b"\n") == len(data) - 2
+            and data[-2:] == b"\n\n"
+            and len(data) <= self._max + 8
+        ):  # a paced stream's read: exactly one plain event
+            self._events((data[6:-2],), now, mark)
+            return
         if data[:6] == b"data: " and b"\n\ndata: " in data:  # two events or more
             # the common read: plain events back to back. Split on the boundary between two
             # of them; if no piece holds a line end, every piece but the last is one event's
