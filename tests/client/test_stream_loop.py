@@ -196,6 +196,31 @@ def test_greenlet_exit_counts_as_aborted(server):
     assert w.aborted == 1 and w.failed == 0
 
 
+def test_a_user_stopped_while_yielding_to_other_readers_keeps_its_complete_request(
+    server, monkeypatch
+):
+    """A finished stream yields once to other ready sockets before its accounting; a stop
+    landing in that yield still records the complete request, then stops the user."""
+    import gevent
+
+    from locust_llm import accounting
+
+    server.routes["/v1/chat/completions"] = chunked(sse(ROLE, tok("a", "stop"), b"[DONE]"))
+    env, u = user(server.url)
+    seen = []
+    env.events.llm_request.add_listener(lambda result, **_: seen.append(result))
+    monkeypatch.setattr(accounting, "_pending", lambda: 1)
+
+    def stopped(_s):
+        raise gevent.GreenletExit
+
+    monkeypatch.setattr(accounting.gevent, "sleep", stopped)
+    with pytest.raises(gevent.GreenletExit):
+        u.chat("hi")
+    assert len(seen) == 1 and seen[0].ok and not seen[0].aborted and seen[0].text == "a"
+    assert env.llm.collector.merged().completed == 1
+
+
 def test_completions_text_and_records(server, tmp_path):
     def c(text, finish=None):
         return orjson.dumps(
