@@ -83,6 +83,7 @@ def fold(
         w.own_stamps += r.own_stamps or 0
         w.shared_tokens += r.shared_reads or 0
         w.first_shared += 1 if r.shared and r.shared[0] == 0 else 0
+        w.end_shared += _end_only(r)
         w.stamp_fallbacks += r.stamp_fallbacks or 0
         if r.read_lateness:
             sk["read_lateness"].add_many(r.read_lateness)
@@ -103,3 +104,13 @@ def fold(
             w.spans.append(r.t_start)
             w.spans.append(r.t_start + r.e2e / 1000.0)
     spread_tokens(w, r)
+
+
+def _end_only(r: LLMResult) -> int:
+    """1 when the last token shares its read only with the stream's end, the usage chunk and
+    ``[DONE]`` a server writes right after it: no client reads those apart, so like the role
+    chunk with the first token it is the server's doing, not a late read."""
+    shared, last = r.shared, r.token_chunks - 1
+    if not shared or last < 1 or shared[-1] != last:
+        return 0
+    return 1 if len(shared) == 1 or shared[-2] != last - 1 else 0

@@ -86,13 +86,15 @@ def client_health(w: Window, s: dict[str, Any]) -> dict[str, Any]:
             "client_bound_reason": "",
         }
     n = w.stamped_tokens
-    late_shared = (w.shared_tokens - w.first_shared) / n
+    expected = w.first_shared + w.end_shared  # shared by how the server writes, not late
+    late_shared = (w.shared_tokens - expected) / n
     bound, reason = symptoms(late_shared, s["p99_read_lateness_ms"], s["median_itl_ms"])
     return {
         "timestamps": "kernel",
-        # the role chunk vLLM writes together with the first token shares their read by the
-        # server's doing, not the client's: it counts as own here (the raw share is below)
-        "client_own_stamp": min((w.own_stamps + w.first_shared) / n, 1.0),
+        # the role chunk vLLM writes together with the first token, and the stream's end
+        # written right after the last one, share their reads by the server's doing, not the
+        # client's: they count as own here (the raw share is below)
+        "client_own_stamp": min((w.own_stamps + expected) / n, 1.0),
         "client_own_stamp_raw": w.own_stamps / n,
         "client_shared_share": w.shared_tokens / n,
         "client_late_shared_share": late_shared,

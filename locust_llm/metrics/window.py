@@ -72,6 +72,7 @@ _COUNTERS = (
     "own_stamps",
     "shared_tokens",
     "first_shared",
+    "end_shared",  # a last token read only with the stream's end (usage chunk, [DONE])
     "stamp_fallbacks",
     "itl_excluded",
     # error events after token chunks (such requests count as completed, as in vLLM)

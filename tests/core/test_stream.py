@@ -260,3 +260,24 @@ def test_blocks_keep_the_errors_of_lines():
     acc._max = 64  # a line that never ends is refused, not buffered without bound
     with pytest.raises(SSEError, match="without a line end"):
         acc.feed_block(b"data: " + b"x" * 100, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("shared", "late", "own"),
+    [([4], 0.0, 1.0), ([3, 4], 0.4, 0.6), ([0, 4], 0.0, 1.0), ([2], 0.2, 0.8)],
+)
+def test_a_last_token_shared_only_with_the_end_is_not_a_late_read(shared, late, own):
+    # the end written right after the last token shares its read as the role chunk does
+    # the first token's: the health verdict counts neither as the client falling behind
+    from locust_llm.metrics.collector import Collector
+    from locust_llm.metrics.health import client_health
+
+    c = Collector()
+    res = LLMResult(name="x", model="m", t_start=1_700_000_000.0, ttft=10.0, e2e=50.0,
+                    itl=[10.0] * 4, token_chunks=5, output_tokens=5, status=200)  # fmt: skip
+    res.timestamps, res.shared, res.shared_reads = "kernel", shared, len(shared)
+    res.own_stamps = 5 - len(shared)
+    c.add(res)
+    h = client_health(c.merged(), {"p99_read_lateness_ms": 0.1, "median_itl_ms": 10.0})
+    assert h["client_late_shared_share"] == pytest.approx(late)
+    assert h["client_own_stamp"] == pytest.approx(own)
