@@ -5,10 +5,10 @@ to ``$BENCH_OUT`` so CPU per token excludes start-up and shutdown. ``tokens`` co
 chunks of every request, those cut off at test stop too, as the reference loops count theirs.
 """
 
-import json
 import os
 import time
 
+from cpu_window import record
 from locust import constant, events, task
 
 from locust_llm import OpenAIChatUser
@@ -22,7 +22,6 @@ class BenchChatUser(OpenAIChatUser):
         self.chat(self.llm.default_prompt())
 
 
-_t: dict[str, float] = {}
 _n = [0]
 
 
@@ -42,26 +41,11 @@ def _burn() -> None:
         gevent.sleep(0.005)
 
 
-@events.test_start.add_listener
-def _start(**_kw):
-    _t["cpu"], _t["wall"] = time.process_time(), time.perf_counter()
-    _n[0] = 0
+def _begin() -> None:
     if os.environ.get("BENCH_BURN") == "1":
         import gevent
 
         gevent.spawn(_burn)
 
 
-@events.test_stop.add_listener
-def _stop(**_kw):
-    out = os.environ.get("BENCH_OUT")
-    if out and "cpu" in _t:
-        with open(out, "w") as f:
-            json.dump(
-                {
-                    "tokens": _n[0],
-                    "cpu_s": time.process_time() - _t["cpu"],
-                    "wall_s": time.perf_counter() - _t["wall"],
-                },
-                f,
-            )
+record("tokens", _n, _begin)

@@ -12,10 +12,10 @@ import os
 import time
 
 import orjson
-from locust import FastHttpUser, constant, events, task
+from cpu_window import record
+from locust import FastHttpUser, constant, task
 
 _n = [0]
-_t: dict[str, float] = {}
 BODY = json.dumps(
     {
         "model": os.environ.get("BENCH_MODEL", "locust-llm/emulator"),
@@ -63,22 +63,4 @@ class PlainUser(FastHttpUser):
             r.success()
 
 
-@events.test_start.add_listener
-def _start(**_kw):
-    _t["cpu"], _t["wall"] = time.process_time(), time.perf_counter()
-    _n[0] = 0
-
-
-@events.test_stop.add_listener
-def _stop(**_kw):
-    out = os.environ.get("BENCH_OUT")
-    if out and "cpu" in _t:
-        with open(out, "w") as f:
-            json.dump(
-                {
-                    "tokens": _n[0],
-                    "cpu_s": time.process_time() - _t["cpu"],
-                    "wall_s": time.perf_counter() - _t["wall"],
-                },
-                f,
-            )
+record("tokens", _n)

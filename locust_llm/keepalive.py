@@ -25,7 +25,7 @@ from typing import Any
 
 from gevent.monkey import get_original
 
-__all__ = ["guard_keepalive", "is_stale", "on_every_client"]
+__all__ = ["guard_keepalive", "is_stale", "on_every_client", "unwrap_session"]
 
 # the interpreter's poll, not gevent's: a zero timeout must be one syscall, never a switch
 _poll: Any = get_original("select", "poll") if hasattr(select, "poll") else None
@@ -103,12 +103,10 @@ def on_every_client(cpool: Any, hook: Callable[[Any], Any]) -> None:
         hook(client)
 
 
-def guard_keepalive(target: Any) -> None:
-    """Make every connection pool of ``target`` drop stale keep-alive sockets, now and for
-    hosts it reaches later: a Locust ``FastHttpSession`` (``user.client``), a
-    geventhttpclient ``UserAgent``, ``HTTPClientPool``, ``HTTPClient`` or ``ConnectionPool``."""
-    from geventhttpclient.client import HTTPClient, HTTPClientPool
-    from geventhttpclient.connectionpool import ConnectionPool
+def unwrap_session(target: Any) -> Any:
+    """The geventhttpclient object behind ``target``: a Locust ``FastHttpSession``
+    (``user.client``) or a ``UserAgent`` gives its ``HTTPClientPool``; anything else is
+    returned as it is."""
     from geventhttpclient.useragent import UserAgent
 
     inner = getattr(target, "client", None)
@@ -116,6 +114,17 @@ def guard_keepalive(target: Any) -> None:
         target = inner
     if isinstance(target, UserAgent):
         target = target.clientpool
+    return target
+
+
+def guard_keepalive(target: Any) -> None:
+    """Make every connection pool of ``target`` drop stale keep-alive sockets, now and for
+    hosts it reaches later: a Locust ``FastHttpSession`` (``user.client``), a
+    geventhttpclient ``UserAgent``, ``HTTPClientPool``, ``HTTPClient`` or ``ConnectionPool``."""
+    from geventhttpclient.client import HTTPClient, HTTPClientPool
+    from geventhttpclient.connectionpool import ConnectionPool
+
+    target = unwrap_session(target)
     if isinstance(target, HTTPClientPool):
         on_every_client(target, _guard_client)
     elif isinstance(target, HTTPClient):

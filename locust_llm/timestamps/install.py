@@ -16,7 +16,7 @@ import struct
 import sys
 from typing import Any
 
-from locust_llm.keepalive import on_every_client
+from locust_llm.keepalive import on_every_client, unwrap_session
 from locust_llm.timestamps.socket import SO_TIMESTAMPNS, TimestampingSocket
 
 __all__ = [
@@ -130,17 +130,12 @@ def enable_kernel_timestamps(target: Any, base_url: str | None = None) -> bool:
         return False
     from geventhttpclient.client import HTTPClient, HTTPClientPool
     from geventhttpclient.connectionpool import ConnectionPool
-    from geventhttpclient.useragent import UserAgent
 
     if base_url is None:
         base_url = getattr(target, "base_url", None)
     if base_url and base_url.lower().startswith("https:"):
         return False
-    inner = getattr(target, "client", None)
-    if isinstance(inner, UserAgent):  # FastHttpSession
-        target = inner
-    if isinstance(target, UserAgent):
-        target = target.clientpool
+    target = unwrap_session(target)
     if isinstance(target, HTTPClientPool):
         if base_url:
             from geventhttpclient.url import URL
