@@ -24,6 +24,7 @@ from locust.event import EventHook
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, LocalRunner, WorkerRunner
 
 from locust_llm.checks import SLOError, check_slos, split_slos
+from locust_llm.clientcpu import cpu_seconds, runqueue_seconds
 from locust_llm.credentials import valid_header_value
 from locust_llm.options import LLMOptions, add_arguments
 from locust_llm.runtime import LLMRuntime
@@ -61,13 +62,18 @@ def bind(env: Any, rt: LLMRuntime) -> None:
 
     def on_report_to_master(client_id: str, data: dict, **_kw: Any) -> None:
         data["llm"] = rt.collector.take_delta()
-        data["llm_cpu"] = time.process_time() - rt.cpu_start
+        data["llm_cpu"] = cpu_seconds() - rt.cpu_start
+        runq = runqueue_seconds()
+        if runq is not None and rt.runq_start is not None:
+            data["llm_runq"] = runq - rt.runq_start
 
     def on_worker_report(client_id: str, data: dict, **_kw: Any) -> None:
         if data.get("llm"):
             rt.collector.merge_delta(data["llm"])
         if "llm_cpu" in data:
             rt.worker_cpu[client_id] = data["llm_cpu"]
+        if "llm_runq" in data:
+            rt.worker_runq[client_id] = data["llm_runq"]
 
     def on_test_start(environment: Any = None, **_kw: Any) -> None:
         # a new test (also the web UI's "New test" after a stop): Locust starts its stats
@@ -77,9 +83,11 @@ def bind(env: Any, rt: LLMRuntime) -> None:
         rt.configure()
         rt.restart()
         rt.worker_cpu.clear()
+        rt.worker_runq.clear()
         rt.peak_users = 0
         rt.spawned_at = rt.stopped_at = None
-        rt.cpu_start = time.process_time()
+        rt.cpu_start = cpu_seconds()
+        rt.runq_start = runqueue_seconds()
         _live_saturation(env, rt)
         if not isinstance(env.runner, WorkerRunner) and not getattr(env, "shape_class", None):
             import logging

@@ -18,6 +18,7 @@ from locust.event import EventHook
 
 from locust_llm import __version__
 from locust_llm.checks import check_slos, evaluate, goodput_predicate, split_slos
+from locust_llm.clientcpu import cpu_seconds, runqueue_seconds
 from locust_llm.credentials import redact, without_credentials
 from locust_llm.metrics.collector import Collector
 from locust_llm.metrics.record import LLMResult
@@ -69,8 +70,10 @@ class LLMRuntime:
         self._rng = random.Random(0)
         self._models_lock: Any = None
         self._stamp_mode_logged = False
-        self.cpu_start = time.process_time()
+        self.cpu_start = cpu_seconds()
+        self.runq_start = runqueue_seconds()
         self.worker_cpu: dict[str, float] = {}
+        self.worker_runq: dict[str, float] = {}  # workers whose kernel reports the wait
         self.stack: Any = None  # locust_llm.backends.Stack started for this run
         self.peak_users = 0
         self.backoff_logged: set[str] = set()  # failure kinds already logged by users
@@ -270,12 +273,19 @@ class LLMRuntime:
         cpu = self.cpu_seconds()
         s["client_cpu_s"] = cpu
         s["client_processes"] = max(len(self.worker_cpu), 1)
-        s["client_cpu_share"] = (
-            cpu / (s["duration"] * s["client_processes"]) if s["duration"] > 0 else None
-        )
+        span = s["duration"] * s["client_processes"]
+        s["client_cpu_share"] = cpu / span if span > 0 else None
+        runq = self.runqueue_seconds()
+        s["client_runqueue_s"] = runq
+        s["client_runqueue_share"] = runq / span if runq is not None and span > 0 else None
         from locust_llm.metrics.health import judge
 
-        v = judge(s["client_bound"], s["client_bound_reason"], s["client_cpu_share"])
+        v = judge(
+            s["client_bound"],
+            s["client_bound_reason"],
+            s["client_cpu_share"],
+            s["client_runqueue_share"],
+        )
         s["client_bound"], s["client_bound_reason"] = v.client_bound, v.reason
         s["client_read_delay"] = v.delayed
         phases = getattr(self.environment, "llm_phases", None)  # set by stepped shapes
@@ -348,7 +358,19 @@ class LLMRuntime:
         master the sum of what its workers reported (the master itself only merges)."""
         if self.worker_cpu:
             return sum(self.worker_cpu.values())
-        return time.process_time() - self.cpu_start
+        return cpu_seconds() - self.cpu_start
+
+    def runqueue_seconds(self) -> float | None:
+        """Time the load generator's main thread waited for a CPU since the test started (the
+        sum over workers on a master), None where the kernel does not report it."""
+        if self.worker_cpu:
+            if len(self.worker_runq) < len(self.worker_cpu):
+                return None
+            return sum(self.worker_runq.values())
+        now = runqueue_seconds()
+        if now is None or self.runq_start is None:
+            return None
+        return now - self.runq_start
 
     def close(self) -> None:
         if self._records is not None:

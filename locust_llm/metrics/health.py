@@ -5,13 +5,14 @@ Pure (numbers in, verdict out; no sockets, no Locust). Two steps, both here:
 1. symptoms, from kernel stamps: too many tokens shared a read (their separate arrival times
    are lost) or reads ran later than a typical inter-token gap (:func:`symptoms`, applied to
    a window's counts by :func:`client_health`);
-2. cause, from the client's CPU share (:func:`judge`). Shared reads and read lateness say that
-   tokens waited in the socket before the client read them; they do not say why. A process
-   that used a small part of its CPU was not busy with its own work, so the wait came from
-   outside it (other processes on a busy host descheduling it, or the server writing several
-   tokens at once). Calling that "client-bound" would send the user to add Locust processes,
-   which cannot help; the run is flagged as delayed instead, with the figures, so the numbers
-   are still not trusted blindly.
+2. cause, from the client's CPU share and its wait for a CPU (:func:`judge`). Shared reads
+   and read lateness say that tokens waited in the socket before the client read them; they
+   do not say why. A process that used a small part of its CPU was not busy with its own
+   work, so the wait came from outside it (other processes on a busy host descheduling it,
+   which its run-queue wait shows, or the server writing several tokens at once). Calling
+   that "client-bound" would send the user to add Locust processes, which cannot help; the
+   run is flagged as delayed instead, with the figures, so the numbers are still not
+   trusted blindly.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from locust_llm.metrics.collector import Window
 __all__ = [
     "BUSY_SHARE",
     "CLIENT_BOUND_REMEDY",
+    "RUNQUEUE_SHARE",
     "SHARED_LIMIT",
     "USER_STAMPS_BUSY_SHARE",
     "Verdict",
@@ -116,6 +118,17 @@ USER_STAMPS_REMEDY = (
 )
 
 
+# waiting for a CPU this long (share of the run) is the host's doing: a healthy 2-core run
+# with vLLM beside Locust waits ~10 %, a starved one (the server's processes outranking the
+# load generator) 85 %
+RUNQUEUE_SHARE = 0.25
+STARVED_REMEDY = (
+    "Other processes on this host held its CPU, so more Locust processes will not help: give "
+    "Locust cores of its own (`taskset`/`numactl` for the servers and for Locust) or run it "
+    "on another host."
+)
+
+
 @dataclass(frozen=True)
 class Verdict:
     client_bound: bool | None  # None: user-space stamps and a client not busy (unknown)
@@ -123,10 +136,22 @@ class Verdict:
     delayed: str  # late reads not caused by the client's own load, else ""
 
 
-def judge(symptoms: bool | None, symptoms_reason: str, cpu_share: float | None) -> Verdict:
+def judge(
+    symptoms: bool | None,
+    symptoms_reason: str,
+    cpu_share: float | None,
+    runqueue_share: float | None = None,
+) -> Verdict:
     """``symptoms``: the kernel-stamp verdict (shared reads > 1 % or read lateness p99 > ITL
     p50), None in user-stamp mode; ``cpu_share``: the client's CPU over the measured window
-    per Locust process (None when the window is empty)."""
+    per Locust process (None when the window is empty); ``runqueue_share``: the time its
+    main thread waited for a CPU over the same window (None where the kernel does not say).
+
+    A client that waited for a CPU a quarter of the run or more was starved, not busy: with
+    kernel stamps its late reads are named as such; with user-space stamps, which cannot see
+    late reads, the wait itself is the sign that token times include it.
+    """
+    starved = runqueue_share is not None and runqueue_share >= RUNQUEUE_SHARE
     if symptoms is None:
         if cpu_share is not None and cpu_share >= USER_STAMPS_BUSY_SHARE:
             return Verdict(
@@ -135,12 +160,28 @@ def judge(symptoms: bool | None, symptoms_reason: str, cpu_share: float | None) 
                 + USER_STAMPS_REMEDY,
                 "",
             )
+        if starved:
+            return Verdict(
+                None,
+                "",
+                f"the load generator waited for a CPU {runqueue_share:.0%} of the time (run "
+                "queue), and user-space stamps put that wait into TTFT and ITL. " + STARVED_REMEDY,
+            )
         return Verdict(None, "", "")
     if not symptoms:
         return Verdict(False, "", "")
     if cpu_share is None or cpu_share >= BUSY_SHARE:
         return Verdict(True, symptoms_reason, "")
     facts = symptoms_reason.removeprefix("client-bound: ").split(". ", 1)[0]
+    if starved:
+        return Verdict(
+            False,
+            "",
+            f"token reads were delayed ({facts}) while the load generator used only "
+            f"{cpu_share:.0%} of its CPU and waited for one {runqueue_share:.0%} of the time "
+            f"(run queue). {STARVED_REMEDY} Shared gaps are left out of ITL; TTFT and the "
+            "stream's end may include the delay.",
+        )
     return Verdict(
         False,
         "",

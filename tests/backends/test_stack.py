@@ -242,6 +242,22 @@ def test_single_replica_is_direct_and_stop_is_idempotent(tmp_path):
     assert not alive(pid)
 
 
+def test_replicas_lead_their_own_group_inside_our_session(tmp_path):
+    # own group: stop() reaches what a replica forks; our session: the scheduler's autogroup
+    # is ours, so on a small host the servers cannot outrank the load generator for the CPU
+    import os
+
+    plan = make_plan("emulator", "m", vllm_cmd=emulator_cmd())
+    st = Stack(plan, run_dir=tmp_path, ready_timeout=60, log=lambda s: None)
+    st.start()
+    try:
+        pid = st.replicas[0].pid
+        assert os.getpgid(pid) == pid != os.getpgid(0)
+        assert os.getsid(pid) == os.getsid(0)
+    finally:
+        st.stop()
+
+
 def test_port_taken_is_clear(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -34,6 +34,28 @@ def test_user_stamps_judge_by_cpu_only():
     assert judge(False, "", 0.99).client_bound is False
 
 
+def test_late_reads_of_a_starved_client_name_the_run_queue():
+    v = judge(True, SYMPTOM, 0.03, 0.85)
+    assert v.client_bound is False and v.reason == ""
+    assert "40.0% of tokens shared a read" in v.delayed
+    assert "waited for one 85% of the time (run queue)" in v.delayed
+    assert "taskset" in v.delayed
+    # a wait of a healthy shared host keeps the plain delay message
+    plain = judge(True, SYMPTOM, 0.03, 0.10)
+    assert "run queue" not in plain.delayed and plain.delayed == judge(True, SYMPTOM, 0.03).delayed
+    # a busy client stays client-bound whatever it waited; clean stamps stay clean
+    assert judge(True, SYMPTOM, 0.8, 0.9).client_bound is True
+    assert judge(False, "", 0.03, 0.9) == judge(False, "", 0.03)
+
+
+def test_user_stamps_flag_a_starved_client_as_delayed():
+    v = judge(None, "", 0.05, 0.5)
+    assert v.client_bound is None and v.reason == ""
+    assert "waited for a CPU 50% of the time" in v.delayed and "into TTFT and ITL" in v.delayed
+    assert judge(None, "", 0.05, 0.2).delayed == ""
+    assert judge(None, "", 0.95, 0.5).client_bound is True  # its own load comes first
+
+
 def _kernel_result(t: float, shared: list[int]) -> LLMResult:
     r = LLMResult(name="/v1/chat/completions", model="m")
     r.t_start, r.ttft, r.itl = t, 50.0, [20.0] * 9
@@ -57,6 +79,28 @@ def test_the_summary_blames_the_client_only_when_it_was_busy(cpu_share, bound):
     assert s["client_bound"] is bound
     assert bool(s["client_read_delay"]) is not bound
     assert bool(s["client_bound_reason"]) is bound
+
+
+def test_the_summary_reports_the_wait_for_a_cpu(monkeypatch):
+    # the summary reads the wait from the kernel's schedstat: make it say 75 % of the run
+    import locust_llm.runtime as runtime_mod
+
+    env = Environment(events=Events())
+    rt = plugin.runtime(env)
+    now = time.time()
+    for i in range(20):
+        rt.collector.add(_kernel_result(now - 4 + i * 0.2, [2, 3, 4, 5, 6]))
+    duration = rt.summary()["duration"]
+    rt.runq_start = 10.0
+    monkeypatch.setattr(runtime_mod, "runqueue_seconds", lambda: 10.0 + 0.75 * duration)
+    s = rt.summary()
+    assert s["client_runqueue_s"] == pytest.approx(0.75 * duration)
+    assert s["client_runqueue_share"] == pytest.approx(0.75, rel=1e-3)
+    assert s["client_bound"] is False and "(run queue)" in s["client_read_delay"]
+    monkeypatch.setattr(runtime_mod, "runqueue_seconds", lambda: None)
+    s = rt.summary()
+    assert s["client_runqueue_s"] is None and s["client_runqueue_share"] is None
+    assert "run queue" not in s["client_read_delay"]
 
 
 def test_summary_and_verdict_are_pure():
