@@ -44,10 +44,22 @@ def _check_no_secret(argv: list[str]) -> None:
             )
 
 
-def render_script(plan: Plan, run_dir: Path, nginx_bin: str, api_key: bool) -> str:
-    """``run.sh`` for ``plan`` in ``run_dir``; ``api_key``: the replicas need VLLM_API_KEY."""
+def render_script(
+    plan: Plan, run_dir: Path, nginx_bin: str, api_key: bool, workdir: Path | None = None
+) -> str:
+    """``run.sh`` for ``plan`` in ``run_dir``; ``api_key``: the replicas need VLLM_API_KEY.
+
+    The script runs the replicas from ``workdir`` (default: the current directory, where the
+    plan was made), as :class:`Stack` runs them from Locust's: a model given as a relative
+    folder (``models/tiny-llama``) is found wherever run.sh is started from. Logs go to
+    ``run_dir`` by absolute path.
+    """
     d = run_dir.resolve()
     q = shlex.quote
+
+    def at(name: str) -> str:
+        return q(str(d / name))
+
     lines = [
         "#!/usr/bin/env bash",
         "# Written by `locust-llm plan --write`: starts the plan's replicas"
@@ -55,7 +67,7 @@ def render_script(plan: Plan, run_dir: Path, nginx_bin: str, api_key: bool) -> s
         + ", each logging to its own file here;",
         "# Ctrl-C (or any of them exiting) stops them all.",
         "set -euo pipefail",
-        f"cd {q(str(d))}",
+        f"cd {q(str((workdir or Path.cwd()).resolve()))}",
     ]
     if api_key:
         lines.append(
@@ -75,12 +87,13 @@ def render_script(plan: Plan, run_dir: Path, nginx_bin: str, api_key: bool) -> s
         env = {k: v for k, v in r.env.items() if k not in SECRET_ENV}
         parts = [f"{k}={q(v)}" for k, v in sorted(env.items())]
         cmd = " ".join(["env", *parts, shlex.join(r.argv)]) if parts else shlex.join(r.argv)
-        lines.append(f"{cmd} > {q('replica-' + r.name + '.log')} 2>&1 &")
-        lines.append(f'echo "replica {r.name}: pid $! on {r.url} (log replica-{r.name}.log)"')
+        log = at(f"replica-{r.name}.log")
+        lines.append(f"{cmd} > {log} 2>&1 &")
+        lines.append(f'echo "replica {r.name}: pid $! on {r.url} (log {d}/replica-{r.name}.log)"')
     if plan.use_nginx:
-        lines.append("mkdir -p " + " ".join(f"nginx-tmp/{s}" for s in _NGINX_TMP))
-        lines.append(f"{shlex.join(nginx_mod.command(nginx_bin, d))} > nginx.log 2>&1 &")
-        lines.append(f'echo "nginx: pid $! on {plan.url} (conf nginx.conf, log nginx.log)"')
+        lines.append("mkdir -p " + " ".join(at(f"nginx-tmp/{s}") for s in _NGINX_TMP))
+        lines.append(f"{shlex.join(nginx_mod.command(nginx_bin, d))} > {at('nginx.log')} 2>&1 &")
+        lines.append(f'echo "nginx: pid $! on {plan.url} (conf {d}/nginx.conf, log {d}/nginx.log)"')
     lines += [
         f'echo "entry: {plan.url} (ready when {plan.url}/health answers 200)"',
         "wait -n || true",

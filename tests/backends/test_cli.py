@@ -163,3 +163,20 @@ def test_two_socket_plan_binds_each_replica_to_its_nodes_physical_cores(capsys, 
         i = words.index("numactl")
         assert words[i + 1 : i + 3] == [f"--cpunodebind={node}", f"--membind={node}"]
         assert r["numa_nodes"] == [node]
+
+
+def test_plan_script_runs_replicas_where_the_plan_was_made(tmp_path, monkeypatch):
+    # a model given as a relative folder must be found wherever run.sh is started from; the
+    # logs still land in the plan's folder
+    from locust_llm.backends import make_plan
+    from locust_llm.backends.script import render_script
+
+    work = tmp_path / "project"
+    (work / "models" / "tiny").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    plan = make_plan("emulator", "models/tiny")
+    d = tmp_path / "plan"
+    text = render_script(plan, d, "nginx", api_key=False)
+    assert f"cd {shlex.quote(str(work))}" in text.splitlines()
+    replica = next(ln for ln in text.splitlines() if " > " in ln and "replica-" in ln)
+    assert f" > {d.resolve()}/replica-" in replica and replica.endswith(".log 2>&1 &")
