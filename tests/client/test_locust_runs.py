@@ -157,6 +157,13 @@ def test_summary_same_local_processes_and_master_workers(tmp_path):
     summaries = [json.loads((d / "summary.json").read_text()) for d in (local, procs, dist)]
     _compare(summaries[0], summaries[1])
     _compare(summaries[0], summaries[2])
+    # the client's CPU and its wait for one are the sums the workers reported
+    for s in summaries:
+        assert s["client_cpu_s"] > 0 and 0 <= s["client_runqueue_s"] < s["duration"] * 2
+        assert s["client_runqueue_share"] == pytest.approx(
+            s["client_runqueue_s"] / (s["duration"] * s["client_processes"])
+        )
+    assert [s["client_processes"] for s in summaries] == [1, 2, 2]
 
 
 def test_sigkill_keeps_every_record_and_leaves_no_emulator(tmp_path):
