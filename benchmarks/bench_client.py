@@ -179,15 +179,37 @@ def _windows(truth: Path) -> dict[str, list[bool]]:
     return out
 
 
-def itl_errors(records: Path, truth: Path) -> tuple[dict, dict, dict]:
+def _round(x: float | None, digits: int) -> float | None:
+    return None if x is None or x != x else round(x, digits)
+
+
+def _tx_refs(truth: Path) -> tuple[dict[str, list[float]], dict[str, list[bool]]]:
+    """Per request: the kernel's transmit stamp of each token's write (``t_tx``; 0.0 where
+    the kernel gave none) and which tokens had none."""
+    refs: dict[str, list[float]] = {}
+    missing: dict[str, list[bool]] = {}
+    for line in truth.read_text().splitlines():
+        rec = json.loads(line)
+        tx = rec.get("t_tx")
+        if tx is not None and len(tx) == len(rec["t_send"]):
+            refs[rec["id"]] = [t or 0.0 for t in tx]
+            missing[rec["id"]] = [t is None for t in tx]
+    return refs, missing
+
+
+def itl_errors(records: Path, truth: Path) -> tuple[dict, dict, dict, dict]:
     """Gap errors of every matched request against the emulator's write log: all gaps; only
-    gaps whose tokens each had their own kernel stamp (those kept for ITL percentiles); and
-    of those, the gaps whose reference times are certain (see ``CERTAIN_WINDOW_S``).
+    gaps whose tokens each had their own kernel stamp (those kept for ITL percentiles); of
+    those, the gaps whose reference times are certain (see ``CERTAIN_WINDOW_S``); and the
+    same own-stamp gaps against the kernel's transmit stamps of the writes (kernel on both
+    sides: the client's error alone, whatever paused the emulator around its writes).
     Uses bench_timestamps' comparison; client times are rebuilt from each record's gaps."""
     from bench_timestamps import gap_errors, load_truth_log
 
     sent = load_truth_log(truth)
     wide = _windows(truth)
+    tx, no_tx = _tx_refs(truth)
+    tx_excluded: dict[str, list[bool]] = {}
     client: dict[str, list[float]] = {}
     shared: dict[str, list[bool]] = {}
     uncertain: dict[str, list[bool]] = {}
@@ -204,10 +226,14 @@ def itl_errors(records: Path, truth: Path) -> tuple[dict, dict, dict]:
         w = wide.get(r["id"]) or []
         if len(w) == len(flags):
             uncertain[r["id"]] = [a or b for a, b in zip(flags, w, strict=True)]
+        m = no_tx.get(r["id"]) or []
+        if len(m) == len(flags):
+            tx_excluded[r["id"]] = [a or b for a, b in zip(flags, m, strict=True)]
     return (
         gap_errors(client, sent),
         gap_errors(client, sent, shared),
         gap_errors({k: client[k] for k in uncertain}, sent, uncertain),
+        gap_errors({k: client[k] for k in tx_excluded}, tx, tx_excluded),
     )
 
 
@@ -283,7 +309,7 @@ def paced(
         finally:
             stop(emu)  # flushes the truth log
         s = json.loads(summary.read_text())
-        every, own, certain = itl_errors(records, truth)
+        every, own, certain, kernel_ref = itl_errors(records, truth)
         split = shared_reads(records, truth)
         row = {
             "users": users,
@@ -315,6 +341,10 @@ def paced(
             "certain_gaps": certain["gaps"],
             "certain_itl_error_p50_ms": round(certain["gap_err_p50_ms"], 4),
             "certain_itl_error_p99_ms": round(certain["gap_err_p99_ms"], 4),
+            # own-stamp gaps against the kernel's transmit stamps of the emulator's writes
+            "tx_ref_gaps": kernel_ref["gaps"],
+            "tx_ref_itl_error_p50_ms": _round(kernel_ref["gap_err_p50_ms"], 4),
+            "tx_ref_itl_error_p99_ms": _round(kernel_ref["gap_err_p99_ms"], 4),
             "client_own_stamp": s.get("client_own_stamp"),
             "client_bound": s.get("client_bound"),
             "p99_read_lateness_ms": s.get("p99_read_lateness_ms"),

@@ -18,6 +18,7 @@ from . import wire
 from .disconnect import ClientGone, watch
 from .engine import Seq
 from .faults import STREAM_FAULTS
+from .txstamps import TxStamps
 
 perf_counter = time.perf_counter
 
@@ -52,6 +53,8 @@ class Output:
     session: str | None = None  # X-Session-Id, for the truth log
     t_send: list[float] | None = field(init=False, default=None)
     t_written: list[float] | None = field(init=False, default=None)  # when each write returned
+    # the kernel's transmit stamp of each write (None where it gave none), CLOCK_REALTIME
+    t_tx: list[float | None] | None = field(init=False, default=None)
     # None: the client disconnected (vLLM then frees the slot and counts no finished request)
     reason: str | None = field(init=False, default="abort")
     written: int = field(init=False, default=0)
@@ -86,8 +89,13 @@ class Output:
         per_tok = len(enc.sep) + 8
         max_batch = max(1, app.cfg.write_bytes // per_tok)
         last_t = 0.0
+        tx = TxStamps.enable(sock) if self.t_send is not None and sock is not None else None
+        if tx is not None:
+            self.t_tx = []
         try:
             write(b"")  # headers now, as uvicorn's StreamingResponse does
+            if tx is not None:
+                tx.take()  # the headers' stamp (and any left from the last request)
             for lo, hi in app.engine.deliveries(seq, max_batch):
                 hi = min(hi, cut)
                 if lo >= hi:
@@ -119,6 +127,8 @@ class Output:
                     # [t_send, t_written]; a wide window (the host paused this process) makes
                     # that token's reference time uncertain, and a benchmark can tell
                     self.t_written.extend([perf_counter()] * k)
+                if tx is not None:
+                    self.t_tx.extend([tx.take()] * k)
                 if hi >= cut:
                     break
             if self.fault == "midstream":
@@ -183,6 +193,7 @@ class Output:
                 seq.arrival,
                 self.t_send,
                 t_written=self.t_written,
+                **({"t_tx": self.t_tx} if self.t_tx is not None else {}),
                 finish_reason=self.reason or "abort",
                 session_id=self.session,
             )

@@ -231,8 +231,9 @@ def test_metrics_names(emulator):
 def test_pacing_and_truth_log(emulator, tmp_path):
     log = tmp_path / "truth.jsonl"
     emu = emulator("--emu-ttft-ms", "40", "--emu-itl-ms", "15", "--emu-truth-log", str(log))
-    t0 = time.perf_counter()
+    wall0, t0 = time.time(), time.perf_counter()
     _, _, _, events = post(emu.port, CHAT, chat_body(max_tokens=10, stream=True))
+    wall1 = time.time()
     ttft = events[0][0] - t0
     gaps = [b[0] - a[0] for a, b in zip(events[1:-2], events[2:-1])]
     assert 0.035 < ttft < 0.06
@@ -247,6 +248,12 @@ def test_pacing_and_truth_log(emulator, tmp_path):
         assert 0 <= t - (rec["t_arrival"] + 0.040 + k * 0.015) < 0.004
     # same clock as ours (CLOCK_MONOTONIC): the send precedes our receipt
     assert all(0 <= ev[0] - ts < 0.01 for ev, ts in zip(events[:-1], rec["t_send"]))
+    # the kernel's transmit stamps (wall clock), one per chunk, spaced as the writes were
+    tx = rec["t_tx"]
+    assert len(tx) == 11 and None not in tx and wall0 <= tx[0] <= tx[-1] <= wall1
+    for k in range(10):
+        kernel, user = tx[k + 1] - tx[k], rec["t_send"][k + 1] - rec["t_send"][k]
+        assert abs(kernel - user) < 0.002, (k, kernel, user)
 
 
 def test_ingest_mode_batches_writes(emulator):
