@@ -9,10 +9,11 @@ a group that competes as one entity for CPU time. A server in a session of its o
 outranks the load generator on a small host: with vLLM on 2 cores, Locust's main thread
 spent 29 of 34 s waiting in the run queue (0.7 s on a CPU), so finished streams were read up
 to 1 s late; in our session, 1.3 of 13 s. The process group keeps what the session gave: a
-terminal's Ctrl-C reaches only the foreground group (us), never the servers directly. Caveat: the kernel fires PDEATHSIG when the
-*thread* that forked the child exits, not the process; `Stack` therefore spawns from the
-calling thread, and callers should start stacks from the main thread (or a thread that lives
-as long as the stack). Under gevent all greenlets share the main thread, so Locust is fine.
+terminal's Ctrl-C reaches only the foreground group (us), never the servers directly.
+
+Caveat: the kernel fires PDEATHSIG when the *thread* that forked the child exits, not the
+process; `Stack` therefore spawns from the calling thread, and callers should start stacks
+from the main thread (or a thread that lives as long as the stack). Under gevent all greenlets share the main thread, so Locust is fine.
 
 The death signal is per process: SIGKILL for single-process servers (the emulator), SIGTERM
 for process trees that must clean up their own children (nginx's master stops its workers;

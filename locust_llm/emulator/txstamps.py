@@ -65,9 +65,7 @@ class TxStamps:
         while True:
             try:
                 _data, anc, _flags, _addr = recvmsg(1, _ANC, MSG_ERRQUEUE | socket.MSG_DONTWAIT)
-            except (BlockingIOError, InterruptedError):
-                return newest
-            except OSError:
+            except OSError:  # nothing queued (EAGAIN), or the connection is gone
                 return newest
             for level, kind, data in anc:
                 if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPING:
