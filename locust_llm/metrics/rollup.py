@@ -28,6 +28,7 @@ __all__ = ["Fold", "LiveFold", "SEAL_S"]
 # a second this far behind the newest one is folded for good; data arriving for it later
 # (a worker reporting very late) makes the live view fold everything again
 SEAL_S = 20
+CHANGE_LOG = 4096  # views whose changed rows are remembered for pollers
 
 
 def _add(acc: np.ndarray, keys: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -134,9 +135,10 @@ class Fold:
         for d, n in (slots.get("tokens_arrived") or {}).items():
             tokens[d // 10] = tokens.get(d // 10, 0) + n
 
-    def chart_rows(self) -> list[dict[str, Any]]:
-        """The summary's ``intervals``: one chart row per wall-clock second."""
-        return chart_rows(self.rows, self.tokens)
+    def chart_rows(self, start: int | None = None) -> list[dict[str, Any]]:
+        """The summary's ``intervals``: one chart row per wall-clock second (from ``start``
+        on, with it)."""
+        return chart_rows(self.rows, self.tokens, start)
 
     def _events(self, b: _Buckets, windows: Iterable[Window]) -> None:
         if math.isinf(self.origin):
@@ -214,11 +216,22 @@ class LiveFold:
     once and kept; each poll merges only the seconds still open on top. Anything that would
     make the kept part wrong (data arriving for a folded second, a reset, an earlier first
     success moving every bucket, samples or events dropped past their caps) is detected
-    and answered by folding everything again, as the end-of-run summary does."""
+    and answered by folding everything again, as the end-of-run summary does.
+
+    It also tells a poller which chart rows changed since the view it last saw
+    (:meth:`changed_since`): the rows of the open seconds, of the seconds their requests'
+    tokens arrived in, and of the seconds sealed since (data may have come for them after
+    that view, or came late, for a second never open); everything, after a fold from
+    scratch (a new ``epoch``). So the dashboard
+    fetches the tail that moved, not the whole run's rows every poll.
+    """
 
     def __init__(self, collector: Collector) -> None:
         self.collector = collector
         self.refolds = 0  # how often everything was folded again (the first poll included)
+        self.epoch = 0  # bumped by every fold from scratch: older sequence numbers are void
+        self.seq = 0  # the view last built
+        self._changes: list[tuple[int, int]] = []  # (view seq, first second it changed)
         self.base: Fold | None = None
         self.sealed: dict[int, tuple[int, int, int]] = {}  # second still in windows -> stamp
         self.compacted: dict[int, int] = {}  # minute -> queue-time samples of folded seconds
@@ -251,6 +264,8 @@ class LiveFold:
         origin = min((w.first_ok for g in groups for w in g), default=math.inf)
         if self._kept_part_is_stale(origin):
             self.refolds += 1
+            self.epoch += 1
+            self._changes.clear()
             self.base = Fold.of(c, before=max(c.windows, default=0) - SEAL_S + 1)
             self.base.sketch_only = frozenset(c.sketch_only)
             self.sealed = {s: _stamp(c.windows[s]) for s in self.base.seconds}
@@ -259,12 +274,19 @@ class LiveFold:
         assert base is not None
         newest = max(c.windows, default=0)
         open_secs = []
+        first_changed = newest + 1
         for s in sorted(c.windows):
             if s in self.sealed:
                 continue
             if s <= newest - SEAL_S:
                 base.add(c.windows[s], s)
                 self.sealed[s] = _stamp(c.windows[s])
+                # it may have changed since the last view (or came in late, never open),
+                # and so may the seconds its requests' tokens arrived in
+                first_changed = min(first_changed, s)
+                arrived = c.windows[s].tokens_arrived
+                if arrived:
+                    first_changed = min(first_changed, min(arrived) // 10)
             else:
                 open_secs.append(s)
         out = Fold(origin)
@@ -284,5 +306,25 @@ class LiveFold:
         out.tokens = dict(base.tokens)
         for sec, n in opened.tokens.items():
             out.tokens[sec] = out.tokens.get(sec, 0) + n
+        first_changed = min(first_changed, *open_secs, *opened.tokens, newest + 1)
+        self.seq += 1
+        self._changes.append((self.seq, first_changed))
+        if len(self._changes) > CHANGE_LOG:
+            del self._changes[: CHANGE_LOG // 2]  # a poller older than that gets every row
         self._last = (c.version, out)
         return out
+
+    def changed_since(self, epoch: int, seq: int) -> int | None:
+        """The first second whose chart row may differ from what the view ``seq`` of
+        ``epoch`` showed (every later row may too); None when that view is unknown here (another
+        epoch, or not built yet): the poller needs every row. Call after :meth:`view`."""
+        if epoch != self.epoch or seq > self.seq or seq < 0:
+            return None
+        first = None
+        for s, sec in reversed(self._changes):
+            if s <= seq:
+                break
+            first = sec if first is None else min(first, sec)
+        if self._changes and seq < self._changes[0][0] - 1:
+            return None  # older than the log kept since the last fold from scratch
+        return first if first is not None else max(self.collector.windows, default=0) + 1

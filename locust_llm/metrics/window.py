@@ -279,9 +279,12 @@ class Window:
         return w
 
 
-def chart_rows(rows: dict[int, dict[str, Any]], tokens: dict[int, int]) -> list[dict[str, Any]]:
+def chart_rows(
+    rows: dict[int, dict[str, Any]], tokens: dict[int, int], start: int | None = None
+) -> list[dict[str, Any]]:
     """One chart row per wall-clock second from the rows of the seconds that have a window
-    (``Window.row``) and the output tokens that arrived in each second.
+    (``Window.row``) and the output tokens that arrived in each second; with ``start``, only
+    the rows from that second on (the same rows the full list has there).
 
     ``partial`` marks the first and the last second: the run covered only part of them,
     so their counts are not a rate and charts leave them out. A second with no start or
@@ -292,8 +295,14 @@ def chart_rows(rows: dict[int, dict[str, Any]], tokens: dict[int, int]) -> list[
         return []
     out = []
     lo, hi = min(secs), max(secs)
+    first = lo if start is None else max(lo, start)
     level = 0
-    for s in range(lo, hi + 1):
+    for s in range(first - 1, lo - 1, -1):  # the level the second before `first` ended with
+        have = rows.get(s)
+        if have is not None and "in_flight_last" in have:
+            level = have["in_flight_last"]
+            break
+    for s in range(first, hi + 1):
         have = rows.get(s)
         if have is not None:
             row = dict(have)

@@ -111,6 +111,18 @@ class LiveData:
     def intervals(self) -> list[dict[str, Any]]:
         return self._memo("intervals", lambda: self.rt.live.view().chart_rows())
 
+    def intervals_update(self, epoch: int | None, seq: int | None) -> dict[str, Any]:
+        """The chart rows a poller that last saw view ``seq`` of ``epoch`` lacks: every row
+        from the first one that may have changed (``from``), or all of them (``from`` None)
+        for a first poll or after the view was folded afresh. The poller keeps its rows
+        before ``from`` and replaces the rest, and sends back ``epoch`` and ``seq``: a poll
+        costs the rows that moved (the open seconds at the end), not the run's length."""
+        live = self.rt.live
+        fold = live.view()
+        start = None if epoch is None or seq is None else live.changed_since(epoch, seq)
+        rows = self.intervals() if start is None else fold.chart_rows(start)
+        return {"epoch": live.epoch, "seq": live.seq, "from": start, "rows": rows}
+
     def slo(self) -> list[dict[str, Any]]:
         return self.summary()["slo"]
 

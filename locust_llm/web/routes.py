@@ -16,6 +16,7 @@ Every route is wrapped in ``auth_required_if_enabled``, like Locust's own.
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -126,11 +127,10 @@ def make_blueprint(data: LiveData, scraper: ServerScraper | None, auth: Any) -> 
     @bp.route("/intervals")
     @auth
     def intervals() -> Response:
-        rows = data.intervals()
         since = request.args.get("since", type=float)
-        if since is not None:
-            rows = [r for r in rows if r["t"] >= since]
-        return _json(rows)
+        if since is None:
+            return _json(data.intervals())
+        return _json(data.rt.live.view().chart_rows(math.ceil(since)))
 
     @bp.route("/intervals.csv")
     @auth
@@ -156,8 +156,22 @@ def make_blueprint(data: LiveData, scraper: ServerScraper | None, auth: Any) -> 
     @bp.route("/live")
     @auth
     def live() -> Response:
-        """Everything the dashboard draws, in one request per refresh."""
-        return _json({"summary": data.summary(), "intervals": data.intervals(), "server": server()})
+        """Everything the dashboard draws, in one request per refresh. With ``epoch`` and
+        ``seq`` from its previous answer, ``intervals`` holds only the rows from
+        ``intervals_from`` on (the ones that may have changed); without, every row."""
+        upd = data.intervals_update(
+            request.args.get("epoch", type=int), request.args.get("seq", type=int)
+        )
+        return _json(
+            {
+                "summary": data.summary(),
+                "intervals": upd["rows"],
+                "intervals_from": upd["from"],
+                "epoch": upd["epoch"],
+                "seq": upd["seq"],
+                "server": server(),
+            }
+        )
 
     @bp.route("/metrics")
     @auth

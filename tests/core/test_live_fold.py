@@ -47,11 +47,36 @@ def _second(c: Collector, rng: random.Random, sec: int, rps: int = 6) -> None:
         c.request_finished(t + (r.e2e or 0.0) / 1000.0)
 
 
+class Poller:
+    """The dashboard's side of an incremental poll: keeps its rows, asks with the epoch and
+    sequence number of the view it last saw, replaces the rows from ``changed_since`` on."""
+
+    def __init__(self, live: LiveFold) -> None:
+        self.live, self.rows, self.seen = live, [], None
+        self.full = self.partial = 0  # polls answered with every row / with a tail
+        self.sent: list[int] = []  # rows each tail held
+
+    def poll(self) -> list[dict]:
+        v = self.live.view()
+        start = None if self.seen is None else self.live.changed_since(*self.seen)
+        if start is None:
+            self.rows, self.full = v.chart_rows(), self.full + 1
+        else:
+            tail = v.chart_rows(start)
+            self.rows = [r for r in self.rows if r["t"] < start] + tail
+            self.partial += 1
+            self.sent.append(len(tail))
+        self.seen = (self.live.epoch, self.live.seq)
+        return self.rows
+
+
 def _polled_run(c: Collector, seconds: int, poll_every: int, seed: int, late=None):
     """Feed ``seconds`` of requests; poll the live fold every ``poll_every`` s, and check
-    it against a full fold each time; ``late(sec, c, rng)`` may add out-of-order data."""
+    it against a full fold each time (and the rows an incremental poller holds against the
+    full fold's); ``late(sec, c, rng)`` may add out-of-order data."""
     rng = random.Random(seed)
     live = LiveFold(c)
+    poller = Poller(live)
     for sec in range(seconds):
         _second(c, rng, sec)
         if late is not None:
@@ -59,7 +84,9 @@ def _polled_run(c: Collector, seconds: int, poll_every: int, seed: int, late=Non
         if sec % poll_every == 0:
             assert _summary(c, live.view()) == _summary(c), f"differs at second {sec}"
             assert live.view().chart_rows() == c.rows(), f"rows differ at second {sec}"
+            assert poller.poll() == c.rows(), f"polled rows differ at second {sec}"
     assert _summary(c, live.view()) == _summary(c)
+    assert poller.poll() == c.rows()
     return live
 
 
@@ -148,3 +175,49 @@ def test_a_reset_starts_the_live_view_afresh():
     for sec in range(100, 140):
         _second(c, rng, sec)
         assert _summary(c, live.view()) == _summary(c)
+
+
+@pytest.mark.parametrize("poll_every", [2, SEAL_S + 7])
+def test_an_incremental_poller_holds_every_row_of_a_full_fold(poll_every):
+    """Requests that ran longer than the sealing age put tokens into seconds folded long
+    ago; a poller (often, or more rarely than seconds seal) asks only for the rows that may
+    have changed, and holds exactly the full fold's rows after every poll."""
+
+    pending: list[tuple[int, LLMResult]] = []
+
+    def late(sec, c, rng):
+        if sec % 17 == 0 and sec > 60:  # a 44 s request starts now: a token every 2.1 s
+            r = _result(rng, T0 + sec + 0.5)
+            r.error, r.status, r.e2e, r.itl = None, 200, 44_000.0, [2100.0] * 20
+            r.ttft = r.ttft_content = 2000.0
+            r.token_chunks = r.output_tokens = 21
+            c.request_started(r.t_start)
+            pending.append((sec + 44, r))
+        for _due, r in [p for p in pending if p[0] == sec]:  # it ends: tokens up to 42 s back
+            c.add(r)
+            c.request_finished(r.t_start + 44.0)
+
+    rng = random.Random(8)
+    c = Collector(full_resolution_s=90)  # compaction too
+    live = LiveFold(c)
+    poller = Poller(live)
+    for sec in range(400):
+        _second(c, rng, sec)
+        late(sec, c, rng)
+        if sec % poll_every == 0:
+            assert poller.poll() == c.rows(), f"polled rows differ at second {sec}"
+    assert live.refolds == 1 and poller.full == 1 and poller.partial > 10
+    # what a poll gets is the tail that moved, not the run: the seconds since the last poll,
+    # the open ones and the 44 s reach of the long requests' tokens
+    assert max(poller.sent) <= poll_every + SEAL_S + 44 + 2 < len(poller.rows) / 3
+
+
+def test_a_poller_of_another_epoch_or_an_unknown_view_gets_every_row():
+    c = Collector()
+    live = _polled_run(c, 40, 3, seed=9)
+    assert live.changed_since(live.epoch, live.seq) == max(c.windows) + 1  # nothing new
+    assert live.changed_since(live.epoch - 1, live.seq) is None
+    assert live.changed_since(live.epoch, live.seq + 1) is None
+    c.reset()
+    live.view()
+    assert live.changed_since(live.epoch - 1, live.seq - 1) is None  # reset: a new epoch

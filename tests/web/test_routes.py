@@ -70,7 +70,24 @@ def test_json_endpoints_agree(env) -> None:
     full = orjson.loads(cl.get("/llm/summary.json").get_data())
     assert full["completed"] == 30 and "histograms" in full and "intervals" in full
     live = cl.get("/llm/live").get_json()
-    assert live["summary"]["completed"] == 30 and len(live["intervals"]) == len(rows)
+    assert live["summary"]["completed"] == 30 and live["intervals"] == rows
+    assert live["intervals_from"] is None  # a first poll: every row
+    # a poll that saw this view gets only what changed since (nothing yet), and a request
+    # finishing later brings the tail from its second on; merged, it is the full list again
+    q = f"/llm/live?epoch={live['epoch']}&seq={live['seq']}"
+    same = cl.get(q).get_json()
+    assert same["intervals"] == [] and same["intervals_from"] == rows[-1]["t"] + 1
+    env.llm.collector.add(
+        LLMResult(name="x", t_start=1_700_000_005.5, ttft=40.0, ttft_content=40.0, itl=[20.0],
+                  e2e=60.0, prompt_tokens=8, output_tokens=2, token_chunks=2, status=200)
+    )  # fmt: skip
+    env._llm_web.invalidate()
+    later = cl.get(q).get_json()
+    assert later["intervals_from"] is not None and later["seq"] > live["seq"]
+    merged = [r for r in rows if r["t"] < later["intervals_from"]] + later["intervals"]
+    assert merged == cl.get("/llm/intervals").get_json()  # (all seconds still open here)
+    stale = cl.get(f"/llm/live?epoch={live['epoch'] + 7}&seq=1").get_json()
+    assert stale["intervals_from"] is None and stale["intervals"] == merged
     m = cl.get("/llm/metrics")
     assert m.mimetype == "text/plain" and b"locust_llm_requests_total" in m.get_data()
 

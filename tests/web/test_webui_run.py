@@ -44,6 +44,51 @@ def _driver():
 
 @pytest.mark.timing  # wall-clock sensitive (signals, a knee, a browser): run alone
 @pytest.mark.browser
+@pytest.mark.timeout(120)
+def test_dashboard_open_through_a_run_draws_every_row(locust_run) -> None:
+    """The page polls for only the rows that changed since its last poll: open through a
+    run longer than the live view's sealing age, it ends up drawing exactly the rows the
+    full JSON has."""
+    skip_without_browser()
+    run = locust_run(run_time="32s", autoquit=30)
+    run.wait_for(lambda: run.json("/llm/summary")["completed"] > 0, 40, "first completions")
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, profile = _driver()
+    try:
+        driver.set_page_load_timeout(30)
+        driver.get(run.base + "/llm/")
+        wait = WebDriverWait(driver, 20)
+        wait.until(lambda d: d.execute_script("return document.body.dataset.updated"))
+        first_t = run.json("/llm/intervals")[0]["t"]
+        tails = set()
+        while not _stopped(run):
+            sent = driver.execute_script("return document.body.dataset.intervalsFrom")
+            if sent not in (None, "null"):
+                tails.add(int(sent))
+            time.sleep(0.5)
+        # polls after the stop: nothing new, the rows stay as merged during the run
+        seen = driver.execute_script("return document.body.dataset.updated")
+        wait.until(lambda d: d.execute_script("return document.body.dataset.updated") != seen)
+        shown = run.json("/llm/intervals")
+        drawn = driver.execute_script(
+            "const g = (id, i) => document.getElementById(id).data[i];"
+            "return {t: g('chart-requests', 0).x.length, req: g('chart-requests', 0).y,"
+            " tok: g('chart-tokens', 0).y, inflight: g('chart-inflight', 0).y}"
+        )
+        assert drawn["t"] == len(shown)
+        assert drawn["req"] == [None if r["partial"] else r["requests"] for r in shown]
+        assert drawn["tok"] == [None if r["partial"] else r["output_tokens"] for r in shown]
+        assert drawn["inflight"] == [r["in_flight"] for r in shown]
+        # the page did get tails, and some from past the run's first seconds (sealed rows kept)
+        assert tails and max(tails) > first_t + 5, tails
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.mark.timing  # wall-clock sensitive (signals, a knee, a browser): run alone
+@pytest.mark.browser
 @pytest.mark.timeout(90)
 def test_llm_tab_in_chromium(locust_run) -> None:
     skip_without_browser()

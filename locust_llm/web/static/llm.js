@@ -166,15 +166,27 @@
     });
   }
 
+  // per-second rows: the first poll gets them all, later ones only the tail that may have
+  // changed (from intervals_from on), so a poll costs the same at minute 1 and hour 6
+  let rows = [];
+  let since = "";
+  function mergeRows(d) {
+    if (d.intervals_from === null || d.intervals_from === undefined) rows = d.intervals;
+    else rows = rows.filter((r) => r.t < d.intervals_from).concat(d.intervals);
+    since = "?epoch=" + d.epoch + "&seq=" + d.seq;
+    document.body.dataset.intervalsFrom = String(d.intervals_from);  // what the last poll sent
+    return rows;
+  }
+
   let busy = false;
   async function refresh() {
     if (busy) return;
     busy = true;
     try {
-      const r = await fetch("./live", { cache: "no-store", credentials: "same-origin" });
+      const r = await fetch("./live" + since, { cache: "no-store", credentials: "same-origin" });
       if (r.ok) {
         const d = await r.json();
-        drawSummary(d.summary); drawIntervals(d.intervals); drawServer(d.server);
+        drawSummary(d.summary); drawIntervals(mergeRows(d)); drawServer(d.server);
         await refreshGpu();
         document.body.dataset.updated = String(Date.now());
       }
