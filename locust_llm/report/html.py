@@ -185,6 +185,7 @@ def scenario_card(sc: Scenario, row: dict[str, Any]) -> str:
         f"goodput {fmt(row.get('request_goodput'))} req/s, {fmt(row.get('completed'))} completed, "
         f"{fmt(row.get('failed'))} failed over {fmt(row.get('duration'))} s</p>"
     )
+    out.append(client_health_line(sc.summary))
     out.append(prefix_cache_table(sc))
     out.append(group_tables(sc.summary, fmt))  # by name / model / turn, when several
     slo = sc.summary.get("slo") or []
@@ -206,6 +207,32 @@ def scenario_card(sc: Scenario, row: dict[str, Any]) -> str:
         out.append("</table>")
     out.append("</div>")
     return "".join(out)
+
+
+def _pct(v: Any) -> str:
+    return fmt(100 * v) + " %" if isinstance(v, (int, float)) else fmt(None)
+
+
+def client_health_line(s: dict[str, Any]) -> str:
+    """Whether the load generator's own numbers can be trusted in this scenario: its stamp
+    mode, the summary's client-health figures and its verdict (client-bound, or reads
+    delayed by the host), so a comparison is not read off a starved or busy client."""
+    if s.get("timestamps") is None and s.get("client_cpu_share") is None:
+        return ""  # a summary from before these fields
+    kernel = s.get("timestamps") == "kernel"
+    parts = [f"{esc(s.get('timestamps') or 'user')} stamps"]
+    if kernel:
+        parts.append(f"own stamp {_pct(s.get('client_own_stamp'))}")
+        parts.append(f"late shared reads {_pct(s.get('client_late_shared_share'))}")
+        parts.append(f"read lateness p99 {fmt(s.get('p99_read_lateness_ms'))} ms")
+    parts.append(f"CPU {_pct(s.get('client_cpu_share'))}")
+    parts.append(f"waited for a CPU {_pct(s.get('client_runqueue_share'))}")
+    verdict = ""
+    if s.get("client_bound"):
+        verdict = f' <span class="fail">client-bound</span>: {esc(s.get("client_bound_reason"))}'
+    elif s.get("client_read_delay"):
+        verdict = f' <span class="fail">delayed</span>: {esc(s.get("client_read_delay"))}'
+    return f'<p class="client-health">Load generator: {", ".join(parts)}.{verdict}</p>'
 
 
 def prefix_cache_table(sc: Scenario) -> str:

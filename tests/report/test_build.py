@@ -148,3 +148,30 @@ def test_prefix_cache_hits_client_and_per_replica(tmp_path: Path):
     cells = re.findall(r"<td[^>]*>(.*?)</td>", table)
     assert cells == ["client (usage)", "4,800", "60 %", "server r0", "1,500", "75 %",
                      "server r&lt;1&gt;", "200", "25 %"]  # fmt: skip
+
+
+def test_each_card_says_whether_the_load_generator_can_be_trusted(tmp_path: Path):
+    """The client-health figures of each scenario's summary, and its verdict, on its card."""
+    from .synth import make_scenario
+
+    run = tmp_path / "health-run"
+    starved = make_scenario(run, "starved", params={"order": 0, "users": 4}, n=20, seed=4)
+    old = make_scenario(run, "old", params={"order": 1, "users": 8}, n=20, seed=5)
+    s = json.loads((starved / "summary.json").read_text())
+    s.update(timestamps="kernel", client_own_stamp=0.997, client_late_shared_share=0.021,
+             p99_read_lateness_ms=412.5, client_cpu_share=0.07, client_runqueue_share=0.72,
+             client_bound=False, client_read_delay=f"token reads were delayed {XSS}")  # fmt: skip
+    (starved / "summary.json").write_text(json.dumps(s))
+    s = json.loads((old / "summary.json").read_text())
+    for k in [k for k in s if k.startswith("client_") or k == "timestamps"]:
+        del s[k]
+    (old / "summary.json").write_text(json.dumps(s))
+    build_report([run], tmp_path / "out", resamples=20)
+    page = (tmp_path / "out" / "report.html").read_text()
+    lines = re.findall(r'<p class="client-health">(.*?)</p>', page)
+    assert len(lines) == 1  # the summary without the fields gets none
+    (line,) = lines
+    for part in ("kernel stamps", "own stamp 99.7 %", "late shared reads 2.10 %",
+                 "read lateness p99 412.5 ms", "CPU 7.00 %", "waited for a CPU 72 %", "delayed"):  # fmt: skip
+        assert part in line, (part, line)
+    assert XSS not in page and "token reads were delayed" in line
