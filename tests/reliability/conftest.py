@@ -114,7 +114,17 @@ class LocustProc:
         raise AssertionError(f"no {pattern!r} in locust's output:\n{self.text()[-3000:]}")
 
     def wait(self, timeout: float = 60.0) -> int:
-        return self.proc.wait(timeout=timeout)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # say what it was doing: its output and what is left of its process tree
+            tree = ",".join(str(x) for x in [self.pid, *descendants(self.pid)])
+            ps = subprocess.run(["ps", "-o", "pid,ppid,pgid,stat,etime,args", "-p", tree],
+                                capture_output=True, text=True)  # fmt: skip
+            raise AssertionError(
+                f"locust still running {timeout:g}s later; processes:\n{ps.stdout}\n"
+                f"output:\n{self.text()[-4000:]}"
+            ) from None
 
     def text(self) -> str:
         """stdout + stderr, and the --logfile if one is named in the arguments."""
