@@ -113,12 +113,11 @@ def test_llm_tab_in_chromium(locust_run) -> None:
         tab[0].click()
         # Locust's own table in the tab: exact numbers, same as the JSON
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "tbody tr")) >= 4)
-        cells = {
-            tr.find_elements(By.TAG_NAME, "td")[0].text: [
-                td.text for td in tr.find_elements(By.TAG_NAME, "td")
-            ]
-            for tr in driver.find_elements(By.CSS_SELECTOR, "tbody tr")
-        }
+        rows = driver.execute_script(  # in one script: the table is redrawn every poll
+            "return [...document.querySelectorAll('tbody tr')].map(tr =>"
+            " [...tr.querySelectorAll('td')].map(td => td.innerText))"
+        )
+        cells = {r[0]: r for r in rows if r}
         for row in ext:
             shown = cells[row["name"]]
             assert float(shown[5]) == pytest.approx(row["p95"]), (row, shown)
@@ -128,13 +127,18 @@ def test_llm_tab_in_chromium(locust_run) -> None:
         driver.execute_script("arguments[0].scrollIntoView()", frame)
         driver.switch_to.frame(frame)
         wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-updated"))
+        # read in one script: the page rebuilds its tables every poll, and an element looked
+        # up between two polls is gone by the time its text is asked for
+        cells, slo = driver.execute_script(
+            "const c = {};"
+            "document.querySelectorAll('#latency tr[data-metric] td[data-stat]').forEach(td =>"
+            " { c[td.parentElement.dataset.metric + '/' + td.dataset.stat] = td.textContent; });"
+            "return [c, [...document.querySelectorAll('#slo tbody tr')]"
+            ".map(tr => [...tr.cells].map(td => td.innerText).join(' '))];"
+        )
         for m in METRICS:
             for st in STATS:
-                td = driver.find_element(
-                    By.CSS_SELECTOR, f'#latency tr[data-metric="{m}"] td[data-stat="{st}"]'
-                )
-                assert td.text == f"{s[f'{st}_{m}_ms']:.2f}", (m, st, td.text)
-        slo = [tr.text for tr in driver.find_elements(By.CSS_SELECTOR, "#slo tbody tr")]
+                assert cells[f"{m}/{st}"] == f"{s[f'{st}_{m}_ms']:.2f}", (m, st, cells)
         assert slo[0].startswith("PASS ttft_p95<=800ms") and slo[1].startswith("FAIL itl_p99"), slo
         points = driver.execute_script(
             "return ['chart-tokens','chart-requests','chart-inflight','chart-ttft','chart-itl']"
