@@ -222,8 +222,8 @@ class LiveFold:
     (:meth:`changed_since`): the rows of the open seconds, of the seconds their requests'
     tokens arrived in, and of the seconds sealed since (data may have come for them after
     that view, or came late, for a second never open); everything, after a fold from
-    scratch (a new ``epoch``). So the dashboard
-    fetches the tail that moved, not the whole run's rows every poll.
+    scratch (a new ``epoch``). So the dashboard fetches the tail that moved, not the whole
+    run's rows every poll.
     """
 
     def __init__(self, collector: Collector) -> None:
@@ -316,8 +316,9 @@ class LiveFold:
 
     def changed_since(self, epoch: int, seq: int) -> int | None:
         """The first second whose chart row may differ from what the view ``seq`` of
-        ``epoch`` showed (every later row may too); None when that view is unknown here (another
-        epoch, or not built yet): the poller needs every row. Call after :meth:`view`."""
+        ``epoch`` showed (every later row may too); None when that view is unknown here
+        (another epoch, or not built yet): the poller needs every row. Call after
+        :meth:`view`."""
         if epoch != self.epoch or seq > self.seq or seq < 0:
             return None
         first = None

@@ -249,8 +249,9 @@ def prefix_cache_table(sc: Scenario) -> str:
     out = ['<table class="prefix-cache"><tr><th class="l">prefix cache</th>'
            "<th>cached tokens</th><th>hit rate</th></tr>"]  # fmt: skip
     for who, hits, rate in rows:
-        pct = fmt(100 * rate) + " %" if rate is not None else fmt(None)
-        out.append(f'<tr><td class="l">{esc(who)}</td><td>{fmt(hits)}</td><td>{pct}</td></tr>')
+        out.append(
+            f'<tr><td class="l">{esc(who)}</td><td>{fmt(hits)}</td><td>{_pct(rate)}</td></tr>'
+        )
     out.append("</table>")
     return "".join(out)
 

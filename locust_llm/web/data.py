@@ -120,7 +120,9 @@ class LiveData:
         live = self.rt.live
         fold = live.view()
         start = None if epoch is None or seq is None else live.changed_since(epoch, seq)
-        rows = self.intervals() if start is None else fold.chart_rows(start)
+        # the rows of this very view (not the memoised list, which may be an older view's):
+        # the poller is told this view's seq, and later tails are counted from it
+        rows = fold.chart_rows(start)
         return {"epoch": live.epoch, "seq": live.seq, "from": start, "rows": rows}
 
     def slo(self) -> list[dict[str, Any]]:
